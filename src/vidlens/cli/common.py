@@ -1,0 +1,57 @@
+"""Shared CLI state and helpers: consoles, progress bars, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+console = Console()
+console_err = Console(stderr=True)
+
+
+@dataclass
+class CliState:
+    debug: bool = False
+    quiet: bool = False
+
+
+STATE = CliState()
+
+
+def progress_enabled() -> bool:
+    """Progress bars only for a person watching: not with --quiet, not when stderr is not a TTY."""
+    return not STATE.quiet and sys.stderr.isatty()
+
+
+def make_progress() -> Progress:
+    """A rich progress bar on stderr (disabled when not a TTY or with --quiet)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console_err,
+        disable=not progress_enabled(),
+        transient=False,
+    )
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return path

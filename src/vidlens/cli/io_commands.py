@@ -1,0 +1,42 @@
+"""`vidlens probe`: what a video file holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from vidlens.cli.common import console
+
+
+def probe_command(
+    paths: list[Path] = typer.Argument(..., help="Video files to inspect."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+) -> None:
+    """Print duration, fps, frame count, size, rotation, codec and audio of each video."""
+    from rich.table import Table
+
+    from vidlens.io import probe
+
+    infos = [probe(p) for p in paths]
+    if as_json:
+        for info in infos:
+            typer.echo(json.dumps(info.to_dict()))
+        return
+    table = Table("file", "duration s", "fps", "frames", "size", "rot", "codec", "audio")
+    for info in infos:
+        fps = f"{info.fps:.3f}" + (" (vfr)" if info.is_vfr else "")
+        audio = f"{info.audio_codec} {info.audio_sample_rate} Hz" if info.has_audio else "-"
+        table.add_row(
+            Path(info.path).name, f"{info.duration_s:.3f}", fps, str(info.num_frames),
+            f"{info.width}x{info.height}", str(info.rotation), info.codec, audio,
+        )
+    console.print(table)
+    for info in infos:
+        for warning in info.warnings:
+            console.print(f"[yellow]warning:[/yellow] {info.path}: {warning}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("probe")(probe_command)

@@ -1,0 +1,73 @@
+"""The `vidlens` command: typer sub-commands, each a thin layer over the library.
+
+User errors (`VidlensError`) print one line and exit 2; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vidlens import __version__
+from vidlens.cli import common
+from vidlens.cli.data_commands import data_app
+from vidlens.cli.features_command import register as register_features
+from vidlens.cli.io_commands import register as register_io
+from vidlens.errors import VidlensError
+
+app = typer.Typer(
+    name="vidlens",
+    help="Deep-learning video understanding: decode, preprocess, train, evaluate, deploy.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vidlens {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    common.STATE.debug = debug
+    common.STATE.quiet = quiet
+
+
+register_io(app)
+register_features(app)
+app.add_typer(data_app, name="data")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app, turning user errors into one line and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except VidlensError as exc:
+        if common.STATE.debug:
+            raise
+        common.console_err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        common.console_err.print("aborted")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""Decoding frames: `read_clip` (random access) and `iter_frames` (streaming).
+
+`read_clip` seeks once to the keyframe before each run of wanted frames and
+decodes forward, re-seeking only when the next wanted frame lies past another
+keyframe; it never decodes a long file from the start. `iter_frames` holds one
+frame at a time, so memory stays flat on hour-long files, and converts only the
+frames it yields (dropping frames for a lower fps costs no colour conversion).
+
+Damaged packets are skipped and counted; what could not be decoded is reported
+with a `PartialDecodeWarning` naming the file, and decoding gives up after
+`MAX_CONSECUTIVE_ERRORS` failures in a row rather than grinding on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from vidlens.errors import VideoDecodeError
+from vidlens.io._open import MAX_CONSECUTIVE_ERRORS, av_reason, open_input, set_decoder_threads
+from vidlens.io.convert import FrameConverter, Size
+from vidlens.io.index import FrameIndex, frame_index
+
+
+class PartialDecodeWarning(UserWarning):
+    """Some frames of a file could not be decoded; the others were returned."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+@dataclass(slots=True)
+class Frame:
+    """One decoded frame: source frame `index`, `time_s` from the first frame, RGB `image` (H,W,3) uint8."""
+
+    index: int
+    time_s: float
+    image: np.ndarray
+
+
+def _decode_packets(container, stream, path: str, report: list[int]) -> Iterator[av.VideoFrame]:
+    """Decoded frames of `stream` from the current position; bad packets are counted in `report[0]`."""
+    consecutive = 0
+    try:
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                report[0] += 1
+                consecutive += 1
+                if consecutive > MAX_CONSECUTIVE_ERRORS:
+                    return
+                continue
+            consecutive = 0
+            yield from frames
+    except (av.FFmpegError, OSError):
+        # The container itself is damaged from here on: end of what can be read.
+        report[0] += 1
+
+
+def read_clip(
+    path: str | os.PathLike[str],
+    frame_indices: Sequence[int] | np.ndarray | None = None,
+    *,
+    timestamps: Sequence[float] | np.ndarray | None = None,
+    size: Size = None,
+    keep_aspect: bool = True,
+    threads: int | None = None,
+    strict: bool = False,
+) -> np.ndarray:
+    """Decode the given frames (or the frames on screen at `timestamps`, seconds) as `uint8 (T,H,W,C)` RGB.
+
+    Indices may repeat and come in any order; the output follows the request.
+    `size`/`keep_aspect`: see `convert.output_geometry` (int = shorter side; (H, W) letterboxed
+    when `keep_aspect`, stretched otherwise). Frames are resized one by one as they decode.
+    A frame that cannot be decoded is replaced by its nearest decoded neighbour with a
+    `PartialDecodeWarning` (or raises `VideoDecodeError` when `strict`).
+    """
+    path = os.fspath(path)
+    if (frame_indices is None) == (timestamps is None):
+        raise ValueError("give exactly one of frame_indices or timestamps")
+    index = frame_index(path)
+    if timestamps is not None:
+        wanted = index.index_of_time(np.asarray(timestamps, dtype=np.float64))
+    else:
+        wanted = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
+        if wanted.size and (wanted.min() < 0 or wanted.max() >= index.num_frames):
+            bad = int(wanted.max() if wanted.max() >= index.num_frames else wanted.min())
+            raise VideoDecodeError(path, f"frame {bad} requested but the video has {index.num_frames} frames")
+    if wanted.size == 0:
+        raise ValueError("no frames requested")
+    unique = np.unique(wanted)
+    convert = FrameConverter(size, keep_aspect)
+    decoded, failed_packets = _decode_at(path, index, unique, convert, threads)
+    missing = [int(i) for i in unique if int(i) not in decoded]
+    if missing:
+        if not decoded:
+            raise VideoDecodeError(path, f"none of the {unique.size} requested frames could be decoded")
+        message = f"{len(missing)} of {unique.size} requested frames could not be decoded (first: {missing[:5]})"
+        if strict:
+            raise VideoDecodeError(path, message)
+        warnings.warn(PartialDecodeWarning(path, message + "; nearest decoded frames used"), stacklevel=2)
+        have = np.array(sorted(decoded), dtype=np.int64)
+        for i in missing:
+            pos = int(np.clip(np.searchsorted(have, i), 0, have.size - 1))
+            if pos > 0 and abs(have[pos - 1] - i) <= abs(have[pos] - i):
+                pos -= 1
+            decoded[i] = decoded[int(have[pos])]
+    return np.stack([decoded[int(i)] for i in wanted])
+
+
+def _decode_at(
+    path: str, index: FrameIndex, unique: np.ndarray, convert: FrameConverter, threads: int | None
+) -> tuple[dict[int, np.ndarray], int]:
+    """Decode the frames at sorted unique indices; returns {index: image} and the bad-packet count."""
+    targets = index.pts[unique]
+    out: dict[int, np.ndarray] = {}
+    report = [0]
+    unseekable = False
+    with open_input(path) as container:
+        stream = container.streams.video[0]
+        set_decoder_threads(stream, threads)
+        pos = 0
+        back_off = 0  # keyframes to step further back after a seek landed past its target
+        attempts = 0
+        while pos < targets.size and attempts < 2 * targets.size + 8:
+            attempts += 1
+            target = int(targets[pos])
+            seek_pts = index.keyframe_at_or_before(target)
+            for _ in range(back_off):
+                seek_pts = index.keyframe_at_or_before(seek_pts - 1)
+            if not _seek(container, stream, seek_pts):
+                unseekable = True
+                break
+            first, exhausted = True, True
+            for frame in _decode_packets(container, stream, path, report):
+                fpts = frame.pts if frame.pts is not None else frame.dts
+                if fpts is None:
+                    continue
+                if first:
+                    first = False
+                    if fpts > target and seek_pts > int(index.pts[0]) and back_off < 4:
+                        back_off, exhausted = back_off + 1, False
+                        break
+                    back_off = 0
+                while pos < targets.size and targets[pos] < fpts:
+                    pos += 1  # a wanted frame never came out of the decoder: reported as missing
+                if pos < targets.size and targets[pos] == fpts:
+                    out[int(unique[pos])] = convert(frame)
+                    pos += 1
+                if pos >= targets.size or index.keyframe_at_or_before(int(targets[pos])) > fpts:
+                    # Done, or a keyframe lies between here and the next wanted frame: seek, don't decode.
+                    exhausted = False
+                    break
+            if exhausted:
+                break
+    if unseekable:
+        return _decode_sequential(path, index, unique, convert, threads)
+    return out, report[0]
+
+
+def _seek(container, stream, pts: int) -> bool:
+    try:
+        container.seek(int(pts), stream=stream, backward=True, any_frame=False)
+        return True
+    except (av.FFmpegError, OSError, ValueError):
+        return False
+
+
+def _decode_sequential(
+    path: str, index: FrameIndex, unique: np.ndarray, convert: FrameConverter, threads: int | None
+) -> tuple[dict[int, np.ndarray], int]:
+    wanted = {int(index.pts[i]): int(i) for i in unique}
+    out: dict[int, np.ndarray] = {}
+    report = [0]
+    with open_input(path) as container:
+        stream = container.streams.video[0]
+        set_decoder_threads(stream, threads)
+        for frame in _decode_packets(container, stream, path, report):
+            i = wanted.get(frame.pts)
+            if i is not None:
+                out[i] = convert(frame)
+                if len(out) == len(wanted):
+                    break
+    return out, report[0]
+
+
+def iter_frames(
+    path: str | os.PathLike[str],
+    fps: float | None = None,
+    size: Size = None,
+    *,
+    keep_aspect: bool = True,
+    start: float | None = None,
+    end: float | None = None,
+    threads: int | None = None,
+) -> Iterator[Frame]:
+    """Stream frames as `Frame(index, time_s, image)`; memory stays flat whatever the length.
+
+    `fps`: resample to this rate (the frame on screen at each tick of the new clock;
+    frames are dropped or repeated). `start`/`end`: seconds from the first frame.
+    Also reads non-seekable inputs (pipes, RTSP/HTTP URLs) when `start` is not given.
+    """
+    path = os.fspath(path)
+    if fps is not None and fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    convert = FrameConverter(size, keep_aspect)
+    report = [0]
+    yielded = 0
+    with open_input(path) as container:
+        stream = container.streams.video[0]
+        set_decoder_threads(stream, threads)
+        time_base = float(stream.time_base) if stream.time_base else 1e-3
+        origin: int | None = None
+        index: FrameIndex | None = None
+        if start:
+            index = frame_index(path)
+            origin = int(index.pts[0])
+            seek_to = index.keyframe_at_or_before(origin + int(math.floor(start / time_base)))
+            if not _seek(container, stream, seek_to):
+                raise VideoDecodeError(path, f"cannot seek to {start:.3f}s")
+        counter = -1
+        step = 1.0 / fps if fps else None
+        next_tick = start or 0.0
+        pending: tuple[int, float, av.VideoFrame] | None = None
+        pending_image: np.ndarray | None = None
+        for frame in _decode_packets(container, stream, path, report):
+            fpts = frame.pts if frame.pts is not None else frame.dts
+            if origin is None:
+                origin = int(fpts) if fpts is not None else 0
+            counter += 1
+            t = (fpts - origin) * time_base if fpts is not None else counter * (step or 0.04)
+            fidx = index.index_of_pts(fpts) if index is not None and fpts is not None else counter
+            if start is not None and t < start - 1e-9 and step is None:
+                continue
+            if end is not None and t >= end - 1e-9:
+                break
+            if step is None:
+                yielded += 1
+                yield Frame(fidx, round(t, 6), convert(frame))
+                continue
+            # Resampling: every tick before this frame's time shows the pending frame.
+            if pending is not None:
+                while next_tick < t - 1e-9:
+                    if pending_image is None:
+                        pending_image = convert(pending[2])
+                    yielded += 1
+                    yield Frame(pending[0], round(next_tick, 6), pending_image)
+                    next_tick += step
+            elif t > next_tick + 1e-9 and start is None:
+                next_tick = t  # the stream starts late: begin the clock at its first frame
+            pending, pending_image = (fidx, t, frame), None
+        if pending is not None and step is not None:
+            # The last frame stays on screen for one nominal frame duration.
+            rate = stream.average_rate or stream.guessed_rate
+            last_end = pending[1] + (1.0 / float(rate) if rate else step)
+            stop = min(last_end, end) if end is not None else last_end
+            while next_tick < stop - 1e-9:
+                if pending_image is None:
+                    pending_image = convert(pending[2])
+                yielded += 1
+                yield Frame(pending[0], round(next_tick, 6), pending_image)
+                next_tick += step
+    if report[0]:
+        warnings.warn(PartialDecodeWarning(path, f"{report[0]} damaged packets skipped"), stacklevel=2)
+    if yielded == 0 and report[0]:
+        raise VideoDecodeError(path, "no frame could be decoded")
