@@ -4,8 +4,9 @@ Resizing happens per frame straight after decoding, never on a full-size stack.
 For the common `yuv420p` case the planes are resized before colour conversion,
 so the expensive conversion runs at the small output size: at 720p -> 112 px
 this measured ~4400 frames/s against ~300 for convert-then-INTER_AREA.
-Large downscales go bilinear to twice the target, then a 2x area average:
-an antialiased result at a fraction of INTER_AREA's cost for odd factors.
+Large downscales (4x and more) go bilinear to twice the target, then a 2x area
+average: on natural footage within ~1 grey level of INTER_AREA at ~10x its speed
+(measured 720p -> 112 px); pure pixel noise aliases more than with INTER_AREA.
 """
 
 from __future__ import annotations

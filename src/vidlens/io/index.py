@@ -27,6 +27,7 @@ class FrameIndex:
 
     `pts`: int64, sorted, one per frame, in `time_base` units.
     `keyframe_pts`: sorted pts of frames a decoder can start from.
+    `last_duration`: how long the last frame is shown, in `time_base` units (0: unknown).
     `complete`: False when the scan stopped early (truncated or corrupt container);
     `problem` then says why.
     """
@@ -34,6 +35,7 @@ class FrameIndex:
     pts: np.ndarray
     keyframe_pts: np.ndarray
     time_base: Fraction
+    last_duration: int = 0
     complete: bool = True
     problem: str = ""
 
@@ -47,12 +49,13 @@ class FrameIndex:
         return (self.pts - self.pts[0]).astype(np.float64) * float(self.time_base)
 
     def frame_durations(self) -> np.ndarray:
-        """Seconds each frame stays on screen; the last one repeats the median."""
+        """Seconds each frame stays on screen; the last one from its packet, else the median interval."""
         times = self.times
+        last = float(self.last_duration * self.time_base)
         if times.size < 2:
-            return np.zeros_like(times)
+            return np.full_like(times, last)
         deltas = np.diff(times)
-        return np.append(deltas, np.median(deltas))
+        return np.append(deltas, last if last > 0 else np.median(deltas))
 
     def keyframe_at_or_before(self, pts: int) -> int:
         """The pts of the last keyframe at or before `pts` (the first frame if none)."""
@@ -77,6 +80,7 @@ def scan_index(container: av.container.InputContainer, path: str) -> FrameIndex:
     key_list: list[int] = []
     complete, problem = True, ""
     previous = None
+    last_pts, last_duration = None, 0
     try:
         for packet in container.demux(stream):
             if packet.size == 0 or getattr(packet, "is_discard", False):
@@ -87,6 +91,8 @@ def scan_index(container: av.container.InputContainer, path: str) -> FrameIndex:
                 ts = 0 if previous is None else previous + 1
             previous = ts
             pts_list.append(ts)
+            if last_pts is None or ts >= last_pts:
+                last_pts, last_duration = ts, int(packet.duration or 0)
             if packet.is_keyframe:
                 key_list.append(ts)
     except (av.FFmpegError, OSError) as exc:
@@ -102,7 +108,14 @@ def scan_index(container: av.container.InputContainer, path: str) -> FrameIndex:
     claimed = stream.frames or 0
     if complete and claimed and pts.size < claimed * 0.98 and not is_url(path):
         complete, problem = False, f"header claims {claimed} frames but only {pts.size} are present (truncated?)"
-    return FrameIndex(pts=pts, keyframe_pts=keys, time_base=Fraction(time_base), complete=complete, problem=problem)
+    return FrameIndex(
+        pts=pts,
+        keyframe_pts=keys,
+        time_base=Fraction(time_base),
+        last_duration=last_duration,
+        complete=complete,
+        problem=problem,
+    )
 
 
 _CACHE_SIZE = 1024

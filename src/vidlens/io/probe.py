@@ -132,7 +132,7 @@ def _timing(index: FrameIndex, stream) -> tuple[float, bool, float]:
     else:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
-        span = 1.0 / fps if fps else 0.0
+        span = float(durations[0]) if durations.size and durations[0] > 0 else (1.0 / fps if fps else 0.0)
         is_vfr = False
     if fps <= 0:
         rate = stream.average_rate or stream.guessed_rate

@@ -23,7 +23,7 @@ import av
 import numpy as np
 
 from vidlens.errors import VideoDecodeError
-from vidlens.io._open import MAX_CONSECUTIVE_ERRORS, av_reason, open_input, set_decoder_threads
+from vidlens.io._open import MAX_CONSECUTIVE_ERRORS, is_url, open_input, set_decoder_threads
 from vidlens.io.convert import FrameConverter, Size
 from vidlens.io.index import FrameIndex, frame_index
 
@@ -204,6 +204,9 @@ def iter_frames(
 ) -> Iterator[Frame]:
     """Stream frames as `Frame(index, time_s, image)`; memory stays flat whatever the length.
 
+    `index` is the frame's position among the frames present in the file (in a damaged
+    file, frames lost before it are not counted); `time_s` comes from its timestamp.
+
     `fps`: resample to this rate (the frame on screen at each tick of the new clock;
     frames are dropped or repeated). `start`/`end`: seconds from the first frame.
     Also reads non-seekable inputs (pipes, RTSP/HTTP URLs) when `start` is not given.
@@ -231,11 +234,17 @@ def iter_frames(
         next_tick = start or 0.0
         pending: tuple[int, float, av.VideoFrame] | None = None
         pending_image: np.ndarray | None = None
+        header_frames = int(stream.frames or 0)
+        decoded = 0
         for frame in _decode_packets(container, stream, path, report):
+            decoded += 1
             fpts = frame.pts if frame.pts is not None else frame.dts
             if origin is None:
                 origin = int(fpts) if fpts is not None else 0
             counter += 1
+            if report[0] and index is None and not is_url(path):
+                # Packets were lost: counting frames no longer gives their index; the packet index does.
+                index = frame_index(path)
             t = (fpts - origin) * time_base if fpts is not None else counter * (step or 0.04)
             fidx = index.index_of_pts(fpts) if index is not None and fpts is not None else counter
             if start is not None and t < start - 1e-9 and step is None:
@@ -269,6 +278,9 @@ def iter_frames(
                 yield Frame(pending[0], round(next_tick, 6), pending_image)
                 next_tick += step
     if report[0]:
-        warnings.warn(PartialDecodeWarning(path, f"{report[0]} damaged packets skipped"), stacklevel=2)
+        message = f"{report[0]} damaged packets skipped"
+        if header_frames and end is None and not start and decoded < header_frames:
+            message += f"; {decoded} of the {header_frames} frames listed in the header decoded"
+        warnings.warn(PartialDecodeWarning(path, message), stacklevel=2)
     if yielded == 0 and report[0]:
         raise VideoDecodeError(path, "no frame could be decoded")
