@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     except VidlensError as exc:
         if common.STATE.debug:
             raise
-        common.console_err.print(f"[red]error:[/red] {exc}", highlight=False)
+        common.console_err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         common.console_err.print("aborted")
