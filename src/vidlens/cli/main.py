@@ -14,6 +14,7 @@ from vidlens.cli import common
 from vidlens.cli.data_commands import data_app
 from vidlens.cli.features_command import register as register_features
 from vidlens.cli.io_commands import register as register_io
+from vidlens.cli.models_command import register as register_models
 from vidlens.errors import VidlensError
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ def _root(
 
 register_io(app)
 register_features(app)
+register_models(app)
 app.add_typer(data_app, name="data")
 
 

@@ -1,0 +1,19 @@
+"""Tests of vidlens.models.
+
+`one_thread`: the model tests run tiny tensors, where intra-op threads only add overhead, and on a
+busy 2-core machine OpenMP spin-waiting made them ~6x slower (75 s vs 12 s). Each test module
+imports this autouse fixture; the previous thread count is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
