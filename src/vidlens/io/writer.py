@@ -71,6 +71,9 @@ class VideoWriter:
         self._options = dict(options or {})
         if self.codec in ("libx264", "libx264rgb"):
             self._options.setdefault("preset", preset)
+            # One slice per frame, as cameras and ffmpeg write it (PyAV's default slice threading
+            # cuts frames into a machine-dependent number of slices).
+            self._options.setdefault("x264-params", "sliced-threads=0")
             if crf is not None:
                 self._options.setdefault("crf", str(crf))
         elif self.codec == "libvpx-vp9":

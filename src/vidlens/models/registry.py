@@ -44,6 +44,7 @@ class ModelEntry:
 _FRAME_COMMON = {
     "encoder": "small_cnn",
     "width": 1.0,
+    "spatial_grid": 1,
     "pretrained": None,
     "weights_file": None,
     "freeze_encoder": False,

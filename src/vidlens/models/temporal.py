@@ -248,6 +248,7 @@ def build_frame_temporal(
     *,
     encoder: str = "small_cnn",
     width: float = 1.0,
+    spatial_grid: int = 1,
     pretrained: str | None = None,
     weights_file: str | None = None,
     freeze_encoder: bool = False,
@@ -259,6 +260,7 @@ def build_frame_temporal(
     """Encoder + head + linear classifier (the builder behind `tsn`, `lstm`, `gru`, `transformer`, ...)."""
     from vidlens.models.encoders import build_encoder
 
-    enc = build_encoder(encoder, width=width, pretrained=pretrained, weights_file=weights_file, load_weights=load_weights)
+    enc = build_encoder(encoder, width=width, pretrained=pretrained, weights_file=weights_file,
+                        load_weights=load_weights, spatial_grid=spatial_grid)
     return FrameTemporalModel(enc, build_head(head, enc.out_dim, **head_args), num_classes, dropout,
                               freeze_encoder=freeze_encoder, multi_label=multi_label)

@@ -1,0 +1,87 @@
+"""The benchmarks still run: `bench_decode.py --quick` end to end on tiny files, writing its section.
+
+Nothing here asserts speed (timings on a shared test machine mean nothing); only that every
+method runs, agrees on what it decoded, and that the results file is written correctly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCH_DIR / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def common():
+    return _load("_common")
+
+
+def test_bench_decode_quick_writes_its_section(tmp_path, capsys):
+    bench = _load("bench_decode")
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Other (other.py)\n\nkeep me\n", encoding="utf-8")
+
+    rc = bench.main(["--quick", "--results", str(results), "--work", str(tmp_path / "work")])
+
+    assert rc == 0
+    text = results.read_text(encoding="utf-8")
+    assert "## Other (other.py)\n\nkeep me\n" in text  # other sections untouched
+    assert text.count("## Decoding (bench_decode.py)") == 1
+    section = text.split("## Decoding (bench_decode.py)", 1)[1]
+    assert "- Command: `python benchmarks/bench_decode.py --quick" in section
+    assert "- Machine: " in section and "- Versions: " in section and "av " in section
+    headings = ("### Summary", "### Sequential decode", "### Decode + resize", "### Random clips: 8 frames, stride 4")
+    for heading in headings:
+        assert heading in section
+    assert "vidlens iter_frames" in section and "PyAV naive seek" in section
+    assert "MISMATCH" not in section  # the PyAV baseline decoded the same frames as vidlens
+    assert "sequential decode, full-size RGB" in capsys.readouterr().out
+
+    # Running again replaces the section rather than adding a second one.
+    bench.common.write_section(results, bench.SECTION, "replaced\n")
+    text = results.read_text(encoding="utf-8")
+    assert text.count("## Decoding (bench_decode.py)") == 1
+    assert "replaced" in text and "keep me" in text and "vidlens iter_frames" not in text
+
+
+def test_write_section_replaces_only_its_own(tmp_path, common):
+    path = tmp_path / "R.md"
+    common.write_section(path, "A (a.py)", "first A\n")
+    common.write_section(path, "B (b.py)", "only B\n```\n## not a heading inside a fence\n```\n")
+    common.write_section(path, "A (a.py)", "second A\n")
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmark results")
+    assert "first A" not in text and "second A" in text
+    assert "## not a heading inside a fence" in text and "only B" in text
+    assert text.index("## A (a.py)") < text.index("## B (b.py)")
+    assert [name for name, _, _ in common._section_spans(text)] == ["A (a.py)", "B (b.py)"]
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_measure_takes_the_median_after_warmup(common):
+    calls = []
+    timing = common.measure(lambda: calls.append(1) or len(calls), repeats=3, warmup=2)
+    assert len(calls) == 5 and len(timing.times) == 3 and timing.result == 5
+    assert min(timing.times) <= timing.median <= max(timing.times)
+
+
+def test_measure_interleaved_rotates_the_order(common):
+    order = []
+    fns = {name: (lambda name=name: order.append(name) or name) for name in "abc"}
+    timings = common.measure_interleaved(fns, repeats=3, warmup=1)
+    assert order == list("abc") + list("abc") + list("bca") + list("cab")
+    assert {name: t.result for name, t in timings.items()} == {"a": "a", "b": "b", "c": "c"}
+    assert all(len(t.times) == 3 and len(t.cpu_times) == 3 for t in timings.values())
