@@ -15,6 +15,7 @@ from vidlens.cli.data_commands import data_app
 from vidlens.cli.features_command import register as register_features
 from vidlens.cli.io_commands import register as register_io
 from vidlens.cli.models_command import register as register_models
+from vidlens.cli.recognition_commands import register as register_recognition
 from vidlens.errors import VidlensError
 
 app = typer.Typer(
@@ -45,6 +46,7 @@ def _root(
 register_io(app)
 register_features(app)
 register_models(app)
+register_recognition(app)
 app.add_typer(data_app, name="data")
 
 

@@ -212,11 +212,14 @@ class FrameTemporalModel(VideoModel):
         return self.fc(self.dropout(features))
 
     def features(self, x: Tensor) -> Tensor:
-        """`(B,T,C,H,W)` -> `(B,feature_dim)`."""
+        """`(B,T,C,H,W)` frames, or `(B,T,D)` per-frame features precomputed by this model's
+        (frozen) encoder, -> `(B,feature_dim)`."""
+        if x.ndim == 3:
+            return self.features_from_frame_features(x)
         return self.features_from_frame_features(self.frame_features(x))
 
     def forward(self, x: Tensor) -> Tensor:
-        """`(B,T,C,H,W)` -> `(B,num_classes)` logits."""
+        """`(B,T,C,H,W)` frames or `(B,T,D)` precomputed frame features -> `(B,num_classes)` logits."""
         return self.classify(self.features(x))
 
     def head_model(self) -> HeadModel:

@@ -1,0 +1,221 @@
+"""`vidlens train`, `vidlens eval`, `vidlens predict`: action recognition from the command line.
+
+Every `train` flag defaults to "not given" so that `--config run.yaml` values stay unless a
+flag overrides them; the flag names are the YAML keys with dashes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from vidlens.cli.common import STATE, console, progress_enabled
+from vidlens.errors import ConfigError
+
+# (flag, section, key): where a train flag lands in RecognitionConfig.
+_TRAIN_FLAGS = [
+    ("data", "data", "root"), ("layout", "data", "layout"), ("manifest", "data", "manifest"),
+    ("val_frac", "data", "val_frac"), ("test_frac", "data", "test_frac"), ("exclude", "data", "exclude"),
+    ("cache", "data", "cache"),
+    ("sampler", "clip", "sampler"), ("clip_len", "clip", "clip_len"), ("stride", "clip", "stride"), ("fps", "clip", "fps"),
+    ("test_clips", "clip", "test_clips"), ("test_crop", "clip", "test_crop"), ("size", "clip", "size"),
+    ("decode_size", "clip", "decode_size"), ("crop", "clip", "crop"), ("hflip", "clip", "hflip"),
+    ("rotation", "clip", "rotation"), ("color_jitter", "clip", "color_jitter"), ("noise_std", "clip", "noise_std"),
+    ("model", "model", "name"), ("encoder", "model", "encoder"), ("pretrained", "model", "pretrained"),
+    ("freeze_encoder", "model", "freeze_encoder"), ("weights", "model", "weights"),
+    ("precompute_features", "model", "precompute_features"),
+    ("epochs", "train", "epochs"), ("batch_size", "train", "batch_size"), ("workers", "train", "workers"),
+    ("seed", "train", "seed"), ("optimizer", "train", "optimizer"), ("lr", "train", "lr"),
+    ("weight_decay", "train", "weight_decay"), ("momentum", "train", "momentum"), ("nesterov", "train", "nesterov"),
+    ("scheduler", "train", "scheduler"), ("warmup_epochs", "train", "warmup_epochs"),
+    ("label_smoothing", "train", "label_smoothing"), ("balanced_sampler", "train", "balanced_sampler"),
+    ("early_stopping_patience", "train", "early_stopping_patience"), ("amp", "train", "amp"),
+    ("accumulate", "train", "accumulate"), ("clip_grad_norm", "train", "clip_grad_norm"),
+    ("ema_decay", "train", "ema_decay"), ("device", "train", "device"),
+    ("class_weights", None, "class_weights"), ("test_split", None, "test_split"), ("out", None, "out"),
+]
+
+
+def parse_model_args(items: list[str] | None) -> dict[str, Any]:
+    """`KEY=VALUE` pairs; values are read as YAML scalars/lists (so 0.25, true, [2,2] work)."""
+    import yaml
+
+    args: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(None, f"--model-arg expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        args[key.strip()] = yaml.safe_load(value)
+    return args
+
+
+def train_command(
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset root (class folders, UCF101, HMDB51, Kinetics)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Official split, e.g. ucf101:1 or hmdb51:2."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Manifest CSV/JSONL (path,label[,start,end][,split]) or Kinetics CSV."),
+    layout: Optional[str] = typer.Option(None, help="auto | folder | ucf101 | hmdb51 | kinetics | manifest."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name (see `vidlens models`)."),
+    encoder: Optional[str] = typer.Option(None, help="Frame encoder of frame+temporal models."),
+    pretrained: Optional[str] = typer.Option(None, help="'imagenet': start the encoder from offline ImageNet weights."),
+    freeze_encoder: Optional[bool] = typer.Option(None, "--freeze-encoder/--train-encoder", help="Freeze the frame encoder."),
+    precompute_features: Optional[bool] = typer.Option(None, "--precompute-features", help="Frozen encoder: embed frames once, train only the head."),
+    weights: Optional[str] = typer.Option(None, help="'kinetics400' for torchvision 3D CNNs (from the torch cache)."),
+    model_arg: Optional[list[str]] = typer.Option(None, "--model-arg", help="Extra builder argument KEY=VALUE (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder: best.pt, last.pt, config.yaml, logs, plots."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Start from a saved config.yaml; flags override it."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt exactly where it stopped."),
+    val_frac: Optional[float] = typer.Option(None, help="Folder/manifest without splits: validation share."),
+    test_frac: Optional[float] = typer.Option(None, help="Folder/manifest without splits: test share."),
+    exclude: Optional[Path] = typer.Option(None, help="bad_files.csv from `vidlens data scan`: skip these."),
+    cache: Optional[Path] = typer.Option(None, help="Folder of `vidlens data cache`: read frames from it."),
+    sampler: Optional[str] = typer.Option(None, help="clip | uniform | tsn."),
+    clip_len: Optional[int] = typer.Option(None, help="Frames per clip (segments for tsn)."),
+    stride: Optional[int] = typer.Option(None, help="Frame step inside a clip."),
+    fps: Optional[float] = typer.Option(None, help="Resample videos to this rate first."),
+    test_clips: Optional[int] = typer.Option(None, help="Clips per video at test time."),
+    test_crop: Optional[str] = typer.Option(None, help="center | three."),
+    size: Optional[int] = typer.Option(None, help="Crop size fed to the model."),
+    decode_size: Optional[int] = typer.Option(None, help="Shorter side frames are decoded at."),
+    crop: Optional[str] = typer.Option(None, help="random_resized | scale_jitter | center."),
+    hflip: Optional[bool] = typer.Option(None, "--hflip/--no-hflip", help="Random horizontal flips (default: unless the dataset forbids)."),
+    rotation: Optional[float] = typer.Option(None, help="Max random rotation, degrees."),
+    color_jitter: Optional[float] = typer.Option(None, help="Colour jitter strength."),
+    noise_std: Optional[float] = typer.Option(None, help="Gaussian noise std on [0,1] pixels."),
+    epochs: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    workers: Optional[int] = typer.Option(None, help="DataLoader worker processes."),
+    seed: Optional[int] = typer.Option(None),
+    optimizer: Optional[str] = typer.Option(None, help="sgd | adam | adamw | rmsprop."),
+    lr: Optional[float] = typer.Option(None),
+    weight_decay: Optional[float] = typer.Option(None),
+    momentum: Optional[float] = typer.Option(None),
+    nesterov: Optional[bool] = typer.Option(None, "--nesterov"),
+    scheduler: Optional[str] = typer.Option(None, help="cosine | step | plateau | none."),
+    warmup_epochs: Optional[float] = typer.Option(None),
+    label_smoothing: Optional[float] = typer.Option(None),
+    balanced_sampler: Optional[bool] = typer.Option(None, "--balanced-sampler", help="Draw every class equally often."),
+    class_weights: Optional[bool] = typer.Option(None, "--class-weights", help="Inverse-frequency class weights in the loss."),
+    early_stopping_patience: Optional[int] = typer.Option(None, "--early-stopping", help="Stop after N evaluations without improvement."),
+    amp: Optional[str] = typer.Option(None, help="off | bf16 | fp16."),
+    accumulate: Optional[int] = typer.Option(None, help="Gradient accumulation steps."),
+    clip_grad_norm: Optional[float] = typer.Option(None),
+    ema_decay: Optional[float] = typer.Option(None, help="Keep an EMA of the weights (e.g. 0.999)."),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
+    test_split: Optional[str] = typer.Option(None, help="Split evaluated after training ('none' to skip)."),
+) -> None:
+    """Train a video classifier; writes OUT/best.pt, last.pt, config.yaml, log.csv, curves.png and eval/."""
+    from vidlens.workflows.config import RecognitionConfig
+    from vidlens.workflows.recognition import train_recognizer
+
+    cfg = RecognitionConfig.load_yaml(config) if config else RecognitionConfig()
+    given = dict(locals())
+    if split is not None:
+        given["layout"] = split
+    for flag, section, key in _TRAIN_FLAGS:
+        value = given.get(flag)
+        if value is None:
+            continue
+        if isinstance(value, Path):
+            value = str(value)
+        target = cfg if section is None else getattr(cfg, section)
+        setattr(target, key, value)
+    if model_arg:
+        cfg.model.args.update(parse_model_args(model_arg))
+    cfg.train = type(cfg.train).from_dict(cfg.train.to_dict())  # re-validate after overrides
+    if resume and config is None and out and (Path(out) / "config.yaml").exists() and data is None and manifest is None:
+        raise ConfigError(None, "--resume continues a run: pass the same flags (or --config OUT/config.yaml)")
+    outcome = train_recognizer(cfg, resume=resume, progress=progress_enabled())
+    last = outcome.history[-1] if outcome.history else {}
+    console.print(f"trained {cfg.model.name} for {len(outcome.history)} epochs; best val "
+                  f"{outcome.val_metric if outcome.val_metric is not None else '-'}; last train loss {last.get('train_loss', '-')}")
+    if outcome.substitutions:
+        console.print(f"[yellow]{outcome.substitutions} unreadable samples were replaced during training[/yellow]")
+    if outcome.test_metrics:
+        _print_metrics(outcome.test_metrics)
+    console.print(f"run folder: {outcome.run_dir}")
+
+
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    keys = [k for k in ("top1", "top5", "mean_class_acc", "macro_f1", "mAP", "num_videos") if k in metrics]
+    console.print("  ".join(f"{k} {metrics[k]:.4f}" if isinstance(metrics[k], float) else f"{k} {metrics[k]}" for k in keys))
+
+
+def eval_command(
+    checkpoint: list[Path] = typer.Option(..., "--checkpoint", help="Checkpoint; repeat for an ensemble."),
+    weight: Optional[list[float]] = typer.Option(None, "--weight", help="Ensemble weight per checkpoint (repeat)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset root (default: the one the model was trained on)."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest"),
+    layout: Optional[str] = typer.Option(None, help="Layout or official split, e.g. ucf101:1."),
+    split_name: str = typer.Option("test", "--split-name", help="Which split to evaluate: test | val | train."),
+    test_clips: Optional[int] = typer.Option(None, help="Clips per video (multi-view testing)."),
+    test_crop: Optional[str] = typer.Option(None, help="center | three."),
+    batch_size: int = typer.Option(8),
+    workers: int = typer.Option(2),
+    out: Path = typer.Option(Path("runs/eval"), "--out", help="Writes metrics.json, per_class.csv, confusion.png."),
+) -> None:
+    """Evaluate one checkpoint or an ensemble (weighted probability averaging) on a dataset split."""
+    from vidlens.engine.config import TrainConfig
+    from vidlens.workflows.recognition import evaluate_checkpoints
+
+    report = evaluate_checkpoints(
+        checkpoint, out, weights=weight or None, root=str(data) if data else None, layout=layout,
+        manifest=str(manifest) if manifest else None, split=split_name, num_clips=test_clips, test_crop=test_crop,
+        cfg_train=TrainConfig(batch_size=batch_size, workers=workers), progress=progress_enabled(),
+    )
+    if report.per_class and not STATE.quiet:
+        from rich.table import Table
+
+        table = Table("class", "precision", "recall", "f1", "support")
+        for row in report.per_class:
+            table.add_row(row["class"], f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
+        console.print(table)
+    _print_metrics(report.metrics)
+    console.print(f"wrote {', '.join(str(p) for p in report.files.values())}")
+
+
+def predict_command(
+    target: Path = typer.Argument(..., help="A video file or a folder of videos."),
+    checkpoint: list[Path] = typer.Option(..., "--checkpoint", help="Checkpoint; repeat for an ensemble."),
+    weight: Optional[list[float]] = typer.Option(None, "--weight", help="Ensemble weight per checkpoint (repeat)."),
+    out: Path = typer.Option(Path("runs/predict"), "--out", help="Writes predictions.jsonl and predictions.csv."),
+    top_k: int = typer.Option(5, "--top-k"),
+    test_clips: Optional[int] = typer.Option(None, help="Clips averaged per video (default: the checkpoint's)."),
+    timeline: bool = typer.Option(False, "--timeline", help="Sliding-window labels over time, merged into segments (+ PNG)."),
+    hop: Optional[float] = typer.Option(None, help="Timeline: seconds between windows (default half a clip)."),
+    smooth: int = typer.Option(3, help="Timeline: windows in the moving average."),
+    min_segment: float = typer.Option(0.0, help="Timeline: shortest segment kept, seconds."),
+) -> None:
+    """Label videos with top-k classes (averaged over clips and ensemble members); --timeline for long videos."""
+    from vidlens.report.timeline import plot_timeline
+    from vidlens.tasks.predictor import VideoClassifier, find_videos_arg
+    from vidlens.workflows.predict import write_predictions
+
+    classifier = VideoClassifier.from_checkpoints(checkpoint, weight or None, num_clips=test_clips)
+    videos = find_videos_arg(target)
+    if not videos:
+        raise ConfigError(str(target), "no videos found")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for video in videos:
+        row = classifier.predict(video, top_k)
+        if timeline and "error" not in row:
+            result = classifier.timeline(video, hop_s=hop, smooth=smooth, min_segment_s=min_segment)
+            row["segments"] = [s.to_dict() for s in result.segments]
+            row["timeline_png"] = str(plot_timeline(result, out / f"{video.stem}_timeline.png"))
+        rows.append(row)
+        if "error" in row:
+            console.print(f"[yellow]{video}: {row['error']}[/yellow]")
+        else:
+            best = row["top"][0]
+            extra = f"  ({len(row['segments'])} segments)" if "segments" in row else ""
+            console.print(f"{video.name}: {best['label']} {best['score']:.3f}{extra}")
+    files = write_predictions(rows, out)
+    console.print(f"wrote {', '.join(str(p) for p in files)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.command("eval")(eval_command)
+    app.command("predict")(predict_command)

@@ -1,0 +1,140 @@
+"""`RecognitionConfig`: one action-recognition run, from data to model to training, as a dataclass.
+
+Every field is a `vidlens train` flag of the same name (dashes for underscores) and a key of
+`RUN_DIR/config.yaml`; the training loop's own settings live in the nested `train`
+(`vidlens.engine.TrainConfig`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vidlens.data.samplers import SamplerConfig
+from vidlens.data.transforms import TransformConfig
+from vidlens.engine.config import TrainConfig
+from vidlens.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Where the videos are and how they are split."""
+
+    root: str | None = None
+    layout: str = "auto"  # auto | folder | ucf101 | hmdb51 | kinetics | manifest, or "ucf101:1"
+    split: int = 1  # official split number (UCF101/HMDB51)
+    manifest: str | None = None  # manifest CSV/JSONL, or the Kinetics CSV
+    val_frac: float = 0.1  # folder/manifest without splits: seeded stratified split
+    test_frac: float = 0.1
+    exclude: str | None = None  # bad_files.csv from `vidlens data scan`
+    cache: str | None = None  # folder of `vidlens data cache`
+
+
+@dataclass
+class ClipConfig:
+    """How clips are sampled and how they look (stored in the checkpoint for inference)."""
+
+    sampler: str = "clip"  # clip | uniform | tsn
+    clip_len: int = 16
+    stride: int = 2
+    fps: float | None = None  # resample videos to this rate first (None: native)
+    test_clips: int = 1  # K clips per video at test time
+    test_crop: str = "center"  # center | three
+    short_video: str = "loop"
+    size: int = 112
+    decode_size: int | None = None  # shorter side frames are decoded at (default: size * 8/7)
+    crop: str = "random_resized"
+    crop_scale: tuple[float, float] = (0.35, 1.0)
+    hflip: bool | None = None  # None: on, unless the dataset says flipping changes its labels
+    rotation: float = 0.0
+    color_jitter: float = 0.0
+    noise_std: float = 0.0
+    grayscale_p: float = 0.0
+
+    def sampler_config(self) -> SamplerConfig:
+        return SamplerConfig(mode=self.sampler, clip_len=self.clip_len, stride=self.stride, fps=self.fps,
+                             num_clips=self.test_clips, short_video=self.short_video)
+
+    def transform_config(self, mean: list[float], std: list[float], hflip: bool) -> TransformConfig:
+        return TransformConfig(size=self.size, crop=self.crop, crop_scale=tuple(self.crop_scale), hflip=hflip,
+                               rotation=self.rotation, color_jitter=self.color_jitter, noise_std=self.noise_std,
+                               grayscale_p=self.grayscale_p, mean=tuple(mean), std=tuple(std), test_crop=self.test_crop)
+
+    def resolved_decode_size(self) -> int:
+        return self.decode_size or max(self.size, round(self.size * 8 / 7))
+
+
+@dataclass
+class ModelConfig:
+    name: str = "gru"
+    encoder: str | None = None  # frame+temporal models: small_cnn, mobilenet_v2, ...
+    pretrained: str | None = None  # "imagenet" for the encoder
+    freeze_encoder: bool = False
+    weights: str | None = None  # "kinetics400" for torchvision 3D CNNs
+    args: dict[str, Any] = field(default_factory=dict)  # any other builder argument (width, hidden, ...)
+    precompute_features: bool = False  # frozen encoder: embed frames once, train only the head
+
+    def model_args(self) -> dict[str, Any]:
+        args = dict(self.args)
+        for key in ("encoder", "pretrained", "weights"):
+            if getattr(self, key) is not None:
+                args[key] = getattr(self, key)
+        if self.freeze_encoder:
+            args["freeze_encoder"] = True
+        return args
+
+
+@dataclass
+class RecognitionConfig:
+    out: str = "runs/train"
+    data: DataConfig = field(default_factory=DataConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    class_weights: bool = False  # inverse-frequency weights in the loss
+    multi_label: bool | None = None  # None: detect from the labels
+    test_split: str = "test"  # evaluated after training with the best checkpoint ("none" to skip)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["train"] = self.train.to_dict()
+        out["clip"]["crop_scale"] = list(self.clip.crop_scale)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RecognitionConfig:
+        d = dict(d)
+        parts = {"data": DataConfig, "clip": ClipConfig, "model": ModelConfig}
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in d:
+                continue
+            value = d.pop(f.name)
+            if f.name in parts:
+                known = {x.name for x in fields(parts[f.name])}
+                unknown = sorted(set(value) - known)
+                if unknown:
+                    raise ConfigError(None, f"unknown {f.name} settings: {unknown}")
+                value = parts[f.name](**value)
+            elif f.name == "train":
+                value = TrainConfig.from_dict(value)
+            kwargs[f.name] = value
+        if d:
+            raise ConfigError(None, f"unknown settings: {sorted(d)}")
+        return cls(**kwargs)
+
+    def save_yaml(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        return path
+
+    @classmethod
+    def load_yaml(cls, path: str | Path) -> RecognitionConfig:
+        try:
+            return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(path, f"cannot read config ({exc})") from None

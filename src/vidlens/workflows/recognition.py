@@ -1,0 +1,214 @@
+"""Action recognition end to end: train, evaluate (single models or ensembles), predict.
+
+This layer composes data, models, tasks, engine and report (DESIGN.md leaves that to the
+front doors; it lives here so that the CLI, the demo and users' scripts share one
+implementation). It returns results and writes files; it never prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidlens.data import build_datasets, class_weights
+from vidlens.data.sources import DatasetSpec, load_spec
+from vidlens.engine import evaluate, fit
+from vidlens.engine.config import TrainConfig
+from vidlens.errors import ConfigError, DatasetError
+from vidlens.models import build_model, input_normalization, resolved_args
+from vidlens.report.classification import per_class_table, plot_confusion_matrix, write_per_class_csv
+from vidlens.tasks.classify import ClassificationTask, classification_metrics, preprocess_fields
+from vidlens.tasks.predictor import LoadedClassifier, VideoClassifier, load_classifier
+from vidlens.workflows.config import RecognitionConfig
+from vidlens.workflows.precompute import precompute_features
+
+
+@dataclass
+class TrainOutcome:
+    run_dir: Path
+    best_checkpoint: Path | None
+    history: list[dict[str, Any]]
+    val_metric: float | None
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    substitutions: int = 0
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def load_data_spec(cfg: RecognitionConfig, labels: list[str] | None = None) -> DatasetSpec:
+    d = cfg.data
+    if d.root is None and d.manifest is None:
+        raise ConfigError(None, "give a dataset root (--data) or a manifest (--manifest)")
+    return load_spec(d.root, d.layout, d.split, d.manifest, val_frac=d.val_frac, test_frac=d.test_frac,
+                     seed=cfg.train.seed, labels=labels)
+
+
+def _hflip_default(cfg: RecognitionConfig) -> bool:
+    """Flip unless the dataset says flipping changes labels (dataset.json: "hflip_safe": false)."""
+    if cfg.clip.hflip is not None:
+        return cfg.clip.hflip
+    for folder in (cfg.data.root, os.path.dirname(cfg.data.manifest or "")):
+        if folder and (Path(folder) / "dataset.json").is_file():
+            try:
+                return bool(json.loads((Path(folder) / "dataset.json").read_text()).get("hflip_safe", True))
+            except (OSError, ValueError):
+                pass
+    return True
+
+
+def train_recognizer(cfg: RecognitionConfig, *, resume: bool = False, progress: bool | None = None) -> TrainOutcome:
+    """Train a classifier; write `best.pt`, `last.pt`, `config.yaml`, logs, curves; evaluate `test_split`."""
+    run_dir = Path(cfg.out)
+    spec = load_data_spec(cfg)
+    if not spec.records_by_split.get("train"):
+        raise DatasetError(cfg.data.root or cfg.data.manifest, "no training videos found")
+    model_args = resolved_args(cfg.model.name, **cfg.model.model_args())
+    multi_label = cfg.multi_label
+    if multi_label is None:
+        multi_label = any(isinstance(r.label, list) for _, r in spec.all_records())
+    model_args["multi_label"] = bool(multi_label)
+    norm = input_normalization(cfg.model.name)
+    sampler = cfg.clip.sampler_config()
+    transform = cfg.clip.transform_config(norm["mean"], norm["std"], _hflip_default(cfg))
+    decode_size = cfg.clip.resolved_decode_size()
+    datasets = build_datasets(spec=spec, sampler=sampler, transform=transform, decode_size=decode_size,
+                              seed=cfg.train.seed, exclude=cfg.data.exclude, cache=cfg.data.cache,
+                              multi_label=multi_label)
+    model = build_model(cfg.model.name, len(spec.labels), **model_args)
+    weights = class_weights(datasets["train"].records, len(spec.labels)) if cfg.class_weights else None
+    task = ClassificationTask(model, spec.labels, cfg.model.name, model_args, preprocess_fields(sampler, transform, decode_size),
+                              multi_label=bool(multi_label), label_smoothing=cfg.train.label_smoothing, class_weights=weights)
+    train_set, val_set = datasets["train"], datasets.get("val")
+    if cfg.model.precompute_features:
+        if not model_args.get("freeze_encoder"):
+            raise ConfigError(None, "precompute_features needs a frozen encoder (--freeze-encoder)")
+        train_set = precompute_features(model, train_set, cfg.train, progress=progress)
+        val_set = precompute_features(model, val_set, cfg.train, progress=progress) if val_set else None
+        task.clip_ndim = 2
+    cfg.save_yaml(run_dir / "config.yaml")
+    extra = {"recipe": cfg.to_dict()}  # "config" holds the engine's TrainConfig; this is the whole recipe
+    result = fit(task, train_set, val_set if val_set is not None and len(val_set) else None, cfg.train, run_dir,
+                 resume=resume, progress=progress, extra_checkpoint=extra)
+    cfg.save_yaml(run_dir / "config.yaml")  # the engine writes its own part first; keep the whole recipe
+    outcome = TrainOutcome(run_dir, result.best_checkpoint, result.history, result.best_metric,
+                           substitutions=result.substitutions)
+    if cfg.test_split != "none" and result.best_checkpoint and datasets.get(cfg.test_split) and len(datasets[cfg.test_split]):
+        report = evaluate_checkpoints([result.best_checkpoint], run_dir / "eval", cfg_train=cfg.train,
+                                      split=cfg.test_split, spec=spec, progress=progress)
+        outcome.test_metrics = report.metrics
+        outcome.files.update(report.files)
+    return outcome
+
+
+@dataclass
+class EvalReport:
+    metrics: dict[str, Any]
+    per_class: list[dict[str, Any]]
+    files: dict[str, Path]
+    scores: np.ndarray
+    targets: np.ndarray
+    paths: list[str]
+
+
+def evaluate_checkpoints(
+    checkpoints: list[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    weights: list[float] | None = None,
+    root: str | None = None,
+    layout: str | None = None,
+    manifest: str | None = None,
+    split: str = "test",
+    num_clips: int | None = None,
+    test_crop: str | None = None,
+    cfg_train: TrainConfig | None = None,
+    spec: DatasetSpec | None = None,
+    progress: bool | None = None,
+) -> EvalReport:
+    """Evaluate one checkpoint or a weighted ensemble on a dataset split; write metrics and plots.
+
+    Without `root`/`manifest` the data (and its seeded split) is the one the first checkpoint was
+    trained on. Each member sees the videos through its own preprocessing; probabilities are fused.
+    Writes `metrics.json`, `per_class.csv`, `confusion.png`, `scores.npz` into `out`.
+    """
+    members = [load_classifier(p, num_clips=num_clips, test_crop=test_crop) for p in checkpoints]
+    ensemble = VideoClassifier(members, weights)
+    labels = ensemble.labels
+    if spec is None:
+        if not members[0].config:
+            raise ConfigError(None, f"{members[0].path} does not record its training data: pass --data or --manifest")
+        saved = RecognitionConfig.from_dict(members[0].config)
+        if root or manifest:
+            saved.data.root, saved.data.manifest = root, manifest
+            saved.data.layout = layout or "auto"
+        spec = load_data_spec(saved, labels=labels)
+    if list(spec.labels) != labels:
+        spec = _relabel(spec, labels)
+    records = spec.records_by_split.get(split) or []
+    if not records:
+        raise DatasetError(root or spec.root, f"split {split!r} has no videos (splits: {sorted(spec.records_by_split)})")
+    train_cfg = cfg_train or TrainConfig()
+    member_scores, targets, paths = [], None, []
+    for member in members:
+        task, dataset = _member_eval(member, spec, split, train_cfg)
+        result = evaluate(task, dataset, train_cfg, progress=progress)
+        member_scores.append(result.scores.float().cpu().numpy())
+        targets = result.targets.cpu().numpy()
+        paths = result.paths
+    # Members' columns follow their own label order; fuse() aligns them to the first's.
+    scores = ensemble.fuse(member_scores)
+    assert targets is not None
+    metrics: dict[str, Any] = classification_metrics(scores, targets, len(labels), ensemble.multi_label)
+    metrics["split"] = split
+    metrics["checkpoints"] = [os.fspath(p) for p in checkpoints]
+    metrics["weights"] = ensemble.weights
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"metrics": out / "metrics.json", "scores": out / "scores.npz"}
+    files["metrics"].write_text(json.dumps(metrics, indent=2) + "\n")
+    np.savez_compressed(files["scores"], scores=scores, targets=targets, paths=np.asarray(paths), labels=np.asarray(labels))
+    per_class: list[dict[str, Any]] = []
+    if not ensemble.multi_label:
+        per_class = per_class_table(scores, targets, labels)
+        files["per_class"] = write_per_class_csv(per_class, out / "per_class.csv")
+        files["confusion"] = plot_confusion_matrix(targets, scores.argmax(axis=1), labels, out / "confusion.png",
+                                                   title=f"{split}: top-1 {metrics['top1']:.3f} ({metrics['num_videos']} videos)")
+    return EvalReport(metrics, per_class, files, scores, targets, paths)
+
+
+def _relabel(spec: DatasetSpec, labels: list[str]) -> DatasetSpec:
+    """Map a parsed dataset's class ids onto a checkpoint's label order (by name)."""
+    missing = sorted(set(spec.labels) - set(labels))
+    if missing:
+        raise DatasetError(spec.root, f"classes {missing[:5]} are not among the checkpoint's {len(labels)} labels")
+    index = {name: labels.index(name) for name in spec.labels}
+
+    def remap(label: int | list[int]) -> int | list[int]:
+        if isinstance(label, list):
+            return [index[spec.labels[c]] for c in label]
+        return index[spec.labels[label]]
+
+    from dataclasses import replace
+
+    records = {name: [replace(r, label=remap(r.label)) for r in recs] for name, recs in spec.records_by_split.items()}
+    return replace(spec, records_by_split=records, labels=list(labels))
+
+
+def _member_eval(member: LoadedClassifier, spec: DatasetSpec, split: str, cfg: TrainConfig):
+    """A task and dataset that evaluate one member with its own clip preprocessing.
+
+    Its scores come out in the member's label order (`VideoClassifier.fuse` aligns them), so only
+    the raw scores of `evaluate` are used, not its metrics.
+    """
+    from vidlens.data.datasets import VideoClipDataset
+    from vidlens.data.transforms import build_eval_transform
+
+    dataset = VideoClipDataset(spec.records_by_split[split], spec.labels, member.sampler, build_eval_transform(member.transform),
+                               train=False, decode_size=member.decode_size, seed=cfg.seed, multi_label=member.multi_label)
+    task = ClassificationTask(member.model, member.labels, member.model_name, {}, {}, multi_label=member.multi_label)
+    return task, dataset
