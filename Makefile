@@ -43,6 +43,8 @@ test: $(TEST_STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_decode.py
+	$(BIN)/python benchmarks/bench_cache.py
+	$(BIN)/python benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

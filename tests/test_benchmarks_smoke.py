@@ -85,3 +85,14 @@ def test_measure_interleaved_rotates_the_order(common):
     assert order == list("abc") + list("abc") + list("bca") + list("cab")
     assert {name: t.result for name, t in timings.items()} == {"a": "a", "b": "b", "c": "c"}
     assert all(len(t.times) == 3 and len(t.cpu_times) == 3 for t in timings.values())
+
+
+def test_bench_train_quick_writes_its_section(tmp_path, capsys):
+    bench = _load("bench_train")
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Other (other.py)\n\nkeep me\n", encoding="utf-8")
+    assert bench.main(["--quick", "--results", str(results)]) == 0
+    text = results.read_text(encoding="utf-8")
+    assert "## Other (other.py)\n\nkeep me" in text
+    assert "## Training loop (bench_train.py)" in text and "vidlens / plain" in text
+    assert "Per-epoch speed-up" in text

@@ -12,6 +12,7 @@ import typer
 from vidlens import __version__
 from vidlens.cli import common
 from vidlens.cli.data_commands import data_app
+from vidlens.cli.demo_command import register as register_demo
 from vidlens.cli.features_command import register as register_features
 from vidlens.cli.io_commands import register as register_io
 from vidlens.cli.models_command import register as register_models
@@ -43,6 +44,7 @@ def _root(
     common.STATE.quiet = quiet
 
 
+register_demo(app)
 register_io(app)
 register_features(app)
 register_models(app)

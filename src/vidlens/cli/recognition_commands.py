@@ -128,7 +128,8 @@ def train_command(
         raise ConfigError(None, "--resume continues a run: pass the same flags (or --config OUT/config.yaml)")
     outcome = train_recognizer(cfg, resume=resume, progress=progress_enabled())
     last = outcome.history[-1] if outcome.history else {}
-    console.print(f"trained {cfg.model.name} for {len(outcome.history)} epochs; best val "
+    best = "train_loss" if outcome.monitor == "train_loss" else f"val {outcome.monitor}".strip()  # no val split: the loss
+    console.print(f"trained {cfg.model.name} for {len(outcome.history)} epochs; best {best} "
                   f"{outcome.val_metric if outcome.val_metric is not None else '-'}; last train loss {last.get('train_loss', '-')}")
     if outcome.substitutions:
         console.print(f"[yellow]{outcome.substitutions} unreadable samples were replaced during training[/yellow]")
@@ -198,12 +199,18 @@ def predict_command(
         raise ConfigError(str(target), "no videos found")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
+    png_names: set[str] = set()  # videos in different folders may share a name: one PNG each
     for video in videos:
         row = classifier.predict(video, top_k)
         if timeline and "error" not in row:
             result = classifier.timeline(video, hop_s=hop, smooth=smooth, min_segment_s=min_segment)
             row["segments"] = [s.to_dict() for s in result.segments]
-            row["timeline_png"] = str(plot_timeline(result, out / f"{video.stem}_timeline.png"))
+            name, n = video.stem, 1
+            while name in png_names:
+                n += 1
+                name = f"{video.stem}_{n}"
+            png_names.add(name)
+            row["timeline_png"] = str(plot_timeline(result, out / f"{name}_timeline.png"))
         rows.append(row)
         if "error" in row:
             console.print(f"[yellow]{video}: {row['error']}[/yellow]")

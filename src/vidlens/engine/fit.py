@@ -58,16 +58,18 @@ class FitResult:
 
 def fit(task: Any, train_set: Dataset, val_set: Dataset | None, cfg: TrainConfig, run_dir: str | Path, *,
         resume: bool | str | Path = False, progress: bool | None = None,
-        extra_checkpoint: dict[str, Any] | None = None) -> FitResult:
+        extra_checkpoint: dict[str, Any] | None = None, save_config: bool = True) -> FitResult:
     """Train `task` on `train_set`, evaluating on `val_set` (None: monitor the training loss).
 
     `resume`: True = continue from `run_dir/last.pt` when it exists (else start fresh), a
     path = continue from that checkpoint. `progress`: rich bars on stderr (None = only on a
-    terminal). `extra_checkpoint`: more fields for both checkpoints. Under torchrun
+    terminal). `extra_checkpoint`: more fields for both checkpoints. `save_config=False`: leave
+    `run_dir/config.yaml` to the caller (a workflow that saves a whole recipe there). Under torchrun
     (WORLD_SIZE > 1) this runs data-parallel; only rank 0 writes files.
     """
     with distributed_context(cfg.device) as ctx:
         trainer = _Trainer(task, train_set, val_set, cfg, Path(run_dir), ctx, extra_checkpoint or {})
+        trainer.save_config = save_config
         return trainer.run(resume, progress)
 
 
@@ -118,6 +120,7 @@ class _Trainer:
         self.stopped_early = False
         self.history: list[dict[str, Any]] = []
         self.ctrl_group = None
+        self.save_config = True
 
     # ------------------------------------------------------------------ run
 
@@ -135,7 +138,8 @@ class _Trainer:
                 self.ctrl_group = dist.new_group(backend="gloo")
         if ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.save_yaml(self.run_dir / "config.yaml")
+            if self.save_config:
+                cfg.save_yaml(self.run_dir / "config.yaml")
         val_sampler = None if self.val_set is None else ShardSampler(len(self.val_set), ctx.world_size, ctx.rank)
         log = RunLogger(self.run_dir, enabled=ctx.is_main, purge_step=self.global_step + 1 if resumed else None)
         ran = False

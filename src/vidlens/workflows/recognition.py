@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from vidlens.data import build_datasets, class_weights
+from vidlens.data.records import stratified_split
 from vidlens.data.sources import DatasetSpec, load_spec
 from vidlens.engine import evaluate, fit
 from vidlens.engine.config import TrainConfig
@@ -38,14 +40,46 @@ class TrainOutcome:
     test_metrics: dict[str, float] = field(default_factory=dict)
     substitutions: int = 0
     files: dict[str, Path] = field(default_factory=dict)
+    monitor: str = ""  # what `val_metric` measures: the task's validation metric, or "train_loss" without a val split
 
 
 def load_data_spec(cfg: RecognitionConfig, labels: list[str] | None = None) -> DatasetSpec:
     d = cfg.data
     if d.root is None and d.manifest is None:
         raise ConfigError(None, "give a dataset root (--data) or a manifest (--manifest)")
-    return load_spec(d.root, d.layout, d.split, d.manifest, val_frac=d.val_frac, test_frac=d.test_frac,
+    spec = load_spec(d.root, d.layout, d.split, d.manifest, val_frac=d.val_frac, test_frac=d.test_frac,
                      seed=cfg.train.seed, labels=labels)
+    return carve_validation(spec, d.val_frac, cfg.train.seed)
+
+
+_UCF_GROUP = re.compile(r"_g(\d+)_c\d+", re.IGNORECASE)
+
+
+def carve_validation(spec: DatasetSpec, val_frac: float, seed: int) -> DatasetSpec:
+    """Hold out a validation split from `train` when the layout has none (UCF101, HMDB51, Kinetics without val).
+
+    UCF101 clips of one group (`v_Class_gNN_cMM`) come from one long video, so whole groups
+    are held out (the official splits are built the same way); otherwise a seeded,
+    stratified share of the training videos. The test split is never touched.
+    """
+    if spec.records_by_split.get("val") or val_frac <= 0 or not spec.records_by_split.get("train"):
+        return spec
+    train = spec.records_by_split["train"]
+    groups = sorted({m.group(1) for r in train if (m := _UCF_GROUP.search(os.path.basename(r.path)))})
+    if len(groups) >= 2 and all(_UCF_GROUP.search(os.path.basename(r.path)) for r in train):
+        rng = np.random.default_rng(seed)
+        held = set(rng.choice(groups, size=max(1, round(len(groups) * val_frac)), replace=False).tolist())
+        in_val = [_UCF_GROUP.search(os.path.basename(r.path)).group(1) in held for r in train]  # type: ignore[union-attr]
+        val = [r for r, v in zip(train, in_val, strict=True) if v]
+        rest = [r for r, v in zip(train, in_val, strict=True) if not v]
+    else:
+        parts = stratified_split(train, val_frac, 0.0, seed)
+        val, rest = parts.get("val", []), parts["train"]
+    if not val or not rest:
+        return spec
+    records = dict(spec.records_by_split)
+    records["train"], records["val"] = rest, val
+    return replace(spec, records_by_split=records)
 
 
 def _hflip_default(cfg: RecognitionConfig) -> bool:
@@ -93,10 +127,11 @@ def train_recognizer(cfg: RecognitionConfig, *, resume: bool = False, progress: 
     cfg.save_yaml(run_dir / "config.yaml")
     extra = {"recipe": cfg.to_dict()}  # "config" holds the engine's TrainConfig; this is the whole recipe
     result = fit(task, train_set, val_set if val_set is not None and len(val_set) else None, cfg.train, run_dir,
-                 resume=resume, progress=progress, extra_checkpoint=extra)
-    cfg.save_yaml(run_dir / "config.yaml")  # the engine writes its own part first; keep the whole recipe
+                 resume=resume, progress=progress, extra_checkpoint=extra, save_config=False)
+    # config.yaml is the whole recipe from the start (the engine's own TrainConfig is its `train`
+    # part), so a run killed midway resumes with `--config RUN/config.yaml --resume`.
     outcome = TrainOutcome(run_dir, result.best_checkpoint, result.history, result.best_metric,
-                           substitutions=result.substitutions)
+                           substitutions=result.substitutions, monitor=result.monitor)
     if cfg.test_split != "none" and result.best_checkpoint and datasets.get(cfg.test_split) and len(datasets[cfg.test_split]):
         report = evaluate_checkpoints([result.best_checkpoint], run_dir / "eval", cfg_train=cfg.train,
                                       split=cfg.test_split, spec=spec, progress=progress)
@@ -192,8 +227,6 @@ def _relabel(spec: DatasetSpec, labels: list[str]) -> DatasetSpec:
         if isinstance(label, list):
             return [index[spec.labels[c]] for c in label]
         return index[spec.labels[label]]
-
-    from dataclasses import replace
 
     records = {name: [replace(r, label=remap(r.label)) for r in recs] for name, recs in spec.records_by_split.items()}
     return replace(spec, records_by_split=records, labels=list(labels))

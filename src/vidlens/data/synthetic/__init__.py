@@ -10,6 +10,8 @@ See docs/synthetic.md for the file layouts and the ground-truth schemas.
 
 from vidlens.data.synthetic.actions import (
     ACTION_CLASSES,
+    ALL_ACTION_CLASSES,
+    EXTRA_ACTION_CLASSES,
     CLASS_MOTION,
     RISING_CHIRP_CLASSES,
     TIME_REVERSED_PAIRS,
@@ -31,6 +33,8 @@ from vidlens.data.synthetic.shots import (
 
 __all__ = [
     "ACTION_CLASSES",
+    "ALL_ACTION_CLASSES",
+    "EXTRA_ACTION_CLASSES",
     "CLASS_MOTION",
     "RISING_CHIRP_CLASSES",
     "TIME_REVERSED_PAIRS",

@@ -42,6 +42,10 @@ from vidlens.errors import ConfigError
 ACTION_CLASSES: tuple[str, ...] = (
     "move_left", "move_right", "move_up", "move_down", "rotate_cw", "rotate_ccw", "grow", "shrink",
 )
+# Optional extra pair (not in the default set): the object's brightness ramps up or down.
+# Small 3D CNNs learn it as fast as translation, unlike the direction of a rotation.
+EXTRA_ACTION_CLASSES: tuple[str, ...] = ("brighten", "darken")
+ALL_ACTION_CLASSES: tuple[str, ...] = ACTION_CLASSES + EXTRA_ACTION_CLASSES
 # class -> (axis that changes, +1: the axis generator's increasing trajectory, -1: it time-reversed).
 # Image coordinates: x grows rightwards, y downwards; angle grows counter-clockwise as displayed.
 CLASS_MOTION: dict[str, tuple[str, int]] = {
@@ -49,12 +53,14 @@ CLASS_MOTION: dict[str, tuple[str, int]] = {
     "move_up": ("y", -1), "move_down": ("y", 1),
     "rotate_cw": ("angle", -1), "rotate_ccw": ("angle", 1),
     "grow": ("radius", 1), "shrink": ("radius", -1),
+    "brighten": ("brightness", 1), "darken": ("brightness", -1),
 }
 TIME_REVERSED_PAIRS = (("move_left", "move_right"), ("move_up", "move_down"),
-                       ("rotate_cw", "rotate_ccw"), ("grow", "shrink"))
+                       ("rotate_cw", "rotate_ccw"), ("grow", "shrink"), ("brighten", "darken"))
 RISING_CHIRP_CLASSES = tuple(a for a, _ in TIME_REVERSED_PAIRS)  # the others fall
-AXES = ("x", "y", "angle", "radius")
-SPEED_UNITS = {"x": "px/frame", "y": "px/frame", "angle": "deg/frame", "radius": "ratio/frame"}
+AXES = ("x", "y", "angle", "radius", "brightness")
+SPEED_UNITS = {"x": "px/frame", "y": "px/frame", "angle": "deg/frame", "radius": "ratio/frame",
+               "brightness": "ratio/frame"}
 AUDIO_RATE = 16000
 
 # Where the object's centre may be (fraction of width/height), how big it is (radius as a
@@ -64,6 +70,8 @@ TRAVEL = (0.3, 0.6)  # fraction of the position range covered by a move
 RADIUS_RANGE = (0.08, 0.24)
 GROWTH = (1.4, 2.0)  # radius ratio between the last and the first frame of grow
 TURN_DEG = (120.0, 300.0)  # total rotation over a clip
+BRIGHTNESS_RANGE = (0.7, 1.7)  # multiplier of the object's colours (dark objects would hide their size)
+BRIGHTENING = (1.6, 2.2)  # brightness ratio between the last and the first frame of brighten
 
 
 @dataclass
@@ -112,6 +120,11 @@ def _axis_trajectory(axis: str, rng: np.random.Generator, num_frames: int,
         lo, hi = math.log(RADIUS_RANGE[0] * short), math.log(RADIUS_RANGE[1] * short)
         start = rng.uniform(lo, hi - math.log(growth))
         return np.exp(start + math.log(growth) * lin), growth ** (1.0 / steps)
+    if axis == "brightness":
+        ratio = rng.uniform(*BRIGHTENING)
+        lo, hi = math.log(BRIGHTNESS_RANGE[0]), math.log(BRIGHTNESS_RANGE[1])
+        start = rng.uniform(lo, hi - math.log(ratio))
+        return np.exp(start + math.log(ratio) * lin), ratio ** (1.0 / steps)
     raise ValueError(axis)
 
 
@@ -119,11 +132,12 @@ def sample_action_params(class_name: str, rng: np.random.Generator, num_frames: 
                          size: int | tuple[int, int] = (112, 112)) -> dict:
     """Draw the object's per-frame state for one clip of `class_name` (no pixels).
 
-    Returns `{"x", "y", "angle", "radius"}` as `float64 (T,)` arrays (pixels, degrees
-    counter-clockwise in [0, 360), pixels) plus `"speed"` and `"speed_unit"` of the moving axis.
+    Returns `{"x", "y", "angle", "radius", "brightness"}` as `float64 (T,)` arrays (pixels, degrees
+    counter-clockwise in [0, 360), pixels, colour multiplier) plus `"speed"` and `"speed_unit"`
+    of the moving axis.
     """
     if class_name not in CLASS_MOTION:
-        raise ConfigError(None, f"unknown action class {class_name!r}; expected one of {list(ACTION_CLASSES)}")
+        raise ConfigError(None, f"unknown action class {class_name!r}; expected one of {list(ALL_ACTION_CLASSES)}")
     if num_frames < 2:
         raise ConfigError(None, f"num_frames must be at least 2, got {num_frames}")
     hw = as_hw(size)
@@ -184,7 +198,8 @@ def render_action_clip(class_name: str, rng: np.random.Generator, num_frames: in
         frame = background.astype(np.float32, copy=True)
         for track, spr in zip(tracks, distractor_sprites, strict=True):
             render.paste_sprite(frame, spr, track["x"][i], track["y"][i], track["angle"][i], 1.0)
-        render.paste_sprite(frame, sprite, state["x"][i], state["y"][i], state["angle"][i], state["radius"][i] / half)
+        render.paste_sprite(frame, sprite * np.float32([state["brightness"][i]] * 3 + [1.0]), state["x"][i], state["y"][i],
+                            state["angle"][i], state["radius"][i] / half)
         render.add_noise(frame, rng, noise_sigma)
         frames[i] = render.to_uint8(frame)
     moving, _ = CLASS_MOTION[class_name]
@@ -195,6 +210,7 @@ def render_action_clip(class_name: str, rng: np.random.Generator, num_frames: in
         "speed_unit": state["speed_unit"],
         "start": [round(float(state["x"][0]), 3), round(float(state["y"][0]), 3)],
         "size": round(float(state["radius"][0]), 3),
+        "brightness": round(float(state["brightness"][0]), 3),
         "angle": round(float(state["angle"][0]), 3),
         "shape": shape,
         "background": bg_kind,
@@ -240,7 +256,7 @@ def _write_clip(job: dict) -> dict:
     from vidlens.io import VideoWriter
 
     ci, k, seed = job["class_index"], job["clip_index"], job["seed"]
-    name = ACTION_CLASSES[ci]
+    name = ALL_ACTION_CLASSES[ci]
     rng = np.random.default_rng([seed, ci, k])
     frames, params = render_action_clip(name, rng, job["num_frames"], job["size"])
     rel = clip_path(name, k)
@@ -283,9 +299,9 @@ def make_action_dataset(
     output does not depend on `workers`. `progress(done, total)` is called after each clip.
     """
     t0 = time.perf_counter()
-    unknown = [c for c in classes if c not in ACTION_CLASSES]
+    unknown = [c for c in classes if c not in ALL_ACTION_CLASSES]
     if unknown or not classes:
-        raise ConfigError(None, f"unknown action classes {unknown}; expected a subset of {list(ACTION_CLASSES)}")
+        raise ConfigError(None, f"unknown action classes {unknown}; expected a subset of {list(ALL_ACTION_CLASSES)}")
     if num_per_class < 1:
         raise ConfigError(None, f"num_per_class must be at least 1, got {num_per_class}")
     if num_frames < 2:
@@ -295,7 +311,7 @@ def make_action_dataset(
     hw = even_hw(size)
     root = prepare_out_dir(out_dir, "actions", overwrite)
     jobs = [
-        {"root": str(root), "class_index": ACTION_CLASSES.index(c), "clip_index": k, "seed": int(seed),
+        {"root": str(root), "class_index": ALL_ACTION_CLASSES.index(c), "clip_index": k, "seed": int(seed),
          "num_frames": int(num_frames), "size": hw, "fps": fps, "audio": bool(audio), "preset": preset, "crf": crf}
         for c in classes for k in range(num_per_class)
     ]

@@ -1,0 +1,1 @@
+"""Tests of vidlens.workflows: action recognition end to end through the Python API."""
