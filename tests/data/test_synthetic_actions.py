@@ -129,10 +129,16 @@ def test_same_seed_same_dataset_any_worker_count(dataset, tmp_path):
     assert (again.root / "ground_truth.jsonl").read_bytes() == (dataset.root / "ground_truth.jsonl").read_bytes()
     assert (again.root / "manifest.csv").read_bytes() == (dataset.root / "manifest.csv").read_bytes()
     rel = dataset.records[9]["path"]
-    # Rendering is exact (params above, pixels in test_render_is_a_pure_function_of_the_seed); the
-    # H.264+AAC files are not always byte-identical (seen with audio on), so pixels agree to coding noise.
-    a, b = read_clip(again.root / rel).astype(np.int16), read_clip(dataset.root / rel).astype(np.int16)
-    assert a.shape == b.shape and np.abs(a - b).mean() < 2.0
+    # Rendering is exact (params above; pixels in test_render_is_a_pure_function_of_the_seed). The
+    # H.264 bitstream is not always byte-identical from run to run when the file has an AAC track
+    # (x264's decisions vary; cause not found), so both files must match the exact render to within
+    # coding noise (~5.5 grey levels mean here) rather than each other bit for bit.
+    record = dataset.records[9]
+    rendered, _ = render_action_clip(record["label"], np.random.default_rng(record["seed"]), FRAMES, SIZE)
+    for root in (again.root, dataset.root):
+        decoded = read_clip(root / rel)
+        assert decoded.shape == rendered.shape
+        assert np.abs(decoded.astype(np.int16) - rendered).mean() < 8.0
     other = make_action_dataset(tmp_path / "other", num_per_class=1, num_frames=FRAMES, size=SIZE, fps=FPS, seed=1,
                                 workers=1, classes=("move_left",))
     assert other.records[0]["trajectory"] != dataset.records[0]["trajectory"]
