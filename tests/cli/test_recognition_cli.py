@@ -218,3 +218,11 @@ def test_resume_without_the_recipe_is_a_one_line_error(trained, capsys):
 def test_eval_of_a_missing_checkpoint_is_a_one_line_error(tmp_path, capsys):
     line = main_error(capsys, "eval", "--checkpoint", tmp_path / "nope.pt", "--out", tmp_path / "eval")
     assert "nope.pt" in line and "does not exist" in line
+
+
+def test_config_without_out_refuses_to_overwrite_the_trained_run(trained, capsys):
+    run, _ = trained
+    before = (run / "best.pt").read_bytes()
+    line = main_error(capsys, "train", "--config", run / "config.yaml")
+    assert "--out" in line and str(run) in line
+    assert (run / "best.pt").read_bytes() == before and log_epochs(run) == [1]

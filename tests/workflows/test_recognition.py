@@ -251,6 +251,7 @@ def test_train_from_a_manifest_with_relative_paths_and_a_bad_file(actions, tmp_p
         outcome = train_recognizer(cfg, progress=False)
     assert len(outcome.history) == 2
     assert outcome.substitutions == 2  # once per epoch
+    assert outcome.missing == 1  # gone.mp4, reported by `vidlens train`
     assert [row["substitutions"] for row in outcome.history] == [1, 1]
     warnings = [r for r in caplog.records if "broken.mp4" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING

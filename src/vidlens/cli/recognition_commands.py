@@ -126,7 +126,12 @@ def train_command(
     cfg.train = type(cfg.train).from_dict(cfg.train.to_dict())  # re-validate after overrides
     if resume and config is None and out and (Path(out) / "config.yaml").exists() and data is None and manifest is None:
         raise ConfigError(None, "--resume continues a run: pass the same flags (or --config OUT/config.yaml)")
+    if config is not None and out is None and not resume and (Path(cfg.out) / "best.pt").exists():
+        raise ConfigError(cfg.out, "--config reuses this run folder, which already holds a trained model: "
+                                   "give --out for the new run (or --resume to continue this one)")
     outcome = train_recognizer(cfg, resume=resume, progress=progress_enabled())
+    if outcome.missing:
+        console.print(f"[yellow]{outcome.missing} listed videos were not found and were left out[/yellow]")
     last = outcome.history[-1] if outcome.history else {}
     best = "train_loss" if outcome.monitor == "train_loss" else f"val {outcome.monitor}".strip()  # no val split: the loss
     console.print(f"trained {cfg.model.name} for {len(outcome.history)} epochs; best {best} "

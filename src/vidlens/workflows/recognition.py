@@ -40,6 +40,7 @@ class TrainOutcome:
     test_metrics: dict[str, float] = field(default_factory=dict)
     substitutions: int = 0
     files: dict[str, Path] = field(default_factory=dict)
+    missing: int = 0  # videos the split files or manifest list but that are not on disk
     monitor: str = ""  # what `val_metric` measures: the task's validation metric, or "train_loss" without a val split
 
 
@@ -131,7 +132,7 @@ def train_recognizer(cfg: RecognitionConfig, *, resume: bool = False, progress: 
     # config.yaml is the whole recipe from the start (the engine's own TrainConfig is its `train`
     # part), so a run killed midway resumes with `--config RUN/config.yaml --resume`.
     outcome = TrainOutcome(run_dir, result.best_checkpoint, result.history, result.best_metric,
-                           substitutions=result.substitutions, monitor=result.monitor)
+                           substitutions=result.substitutions, monitor=result.monitor, missing=len(spec.missing))
     if cfg.test_split != "none" and result.best_checkpoint and datasets.get(cfg.test_split) and len(datasets[cfg.test_split]):
         report = evaluate_checkpoints([result.best_checkpoint], run_dir / "eval", cfg_train=cfg.train,
                                       split=cfg.test_split, spec=spec, progress=progress)
