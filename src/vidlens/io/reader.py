@@ -220,6 +220,7 @@ def iter_frames(
     start: float | None = None,
     end: float | None = None,
     threads: int | None = None,
+    decoder_options: dict[str, str] | None = None,
 ) -> Iterator[Frame]:
     """Stream frames as `Frame(index, time_s, image)`; memory stays flat whatever the length.
 
@@ -229,6 +230,8 @@ def iter_frames(
     `fps`: resample to this rate (the frame on screen at each tick of the new clock;
     frames are dropped or repeated). `start`/`end`: seconds from the first frame.
     Also reads non-seekable inputs (pipes, RTSP/HTTP URLs) when `start` is not given.
+    `decoder_options`: extra FFmpeg decoder options, e.g. `{"skip_loop_filter": "all"}` (H.264/HEVC:
+    no deblocking, ~20% faster at 720p, slightly blockier frames) for analysis that tolerates that.
     """
     path = os.fspath(path)
     if fps is not None and fps <= 0:
@@ -239,6 +242,8 @@ def iter_frames(
     with open_input(path) as container:
         stream = container.streams.video[0]
         set_decoder_threads(stream, threads)
+        if decoder_options:
+            stream.codec_context.options = {**stream.codec_context.options, **decoder_options}
         time_base = float(stream.time_base) if stream.time_base else 1e-3
         origin: int | None = None
         index: FrameIndex | None = None

@@ -18,6 +18,9 @@ Timeline convention (all frame indices 0-based, all `end_frame`s exclusive):
 Within shots there are hard cases that are *not* boundaries, listed in `hard_cases`:
 brightness flashes of 1-2 frames, fast objects crossing the frame in a few frames, and
 fast camera pans; every shot also has slow pan/zoom, moving objects and pixel noise.
+Camera motion is bounded, so shots of any length look like one camera on one scene: the
+pan sways smoothly back and forth within the shot's canvas (1.8x the frame; fastest through
+the middle, turning at the edges) and the zoom sways within `ZOOM_RANGE`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from vidlens.data.synthetic._common import GENERATOR, even_hw, prepare_out_dir
 from vidlens.errors import ConfigError
 
 TRANSITION_TYPES = ("cut", "fade", "dissolve")
+ZOOM_RANGE = (1.0, 1.5)  # the slow zoom of every shot stays within these factors (>= 1: the view fits the canvas)
 CONVENTION = "0-based frames; end_frame exclusive; cut: start_frame == end_frame == first frame of the new shot"
 
 
@@ -121,6 +125,21 @@ class ShotDatasetInfo:
         return sum(gt.num_frames for gt in self.ground_truth)
 
 
+class _Sway:
+    """A smooth bounded motion: `x(tau) = mid + amp * sin(phase + omega * tau)` within `[lo, hi]`,
+    with `x(0) = start` (clipped into the range) and moving in the direction of `rate` at up to |rate| per frame."""
+
+    def __init__(self, start: float, rate: float, lo: float, hi: float) -> None:
+        self.mid, self.amp = (lo + hi) / 2, max((hi - lo) / 2, 1e-9)
+        u = max(-1.0, min(1.0, (start - self.mid) / self.amp))
+        phase = math.asin(u)  # cos(phase) >= 0: increasing at tau = 0
+        self.phase = phase if rate >= 0 else math.pi - phase
+        self.omega = abs(rate) / self.amp
+
+    def __call__(self, tau: float) -> float:
+        return self.mid + self.amp * math.sin(self.phase + self.omega * tau)
+
+
 class _ShotScene:
     """One shot's content as a function of its local time `tau` (0 = first pure frame)."""
 
@@ -144,7 +163,17 @@ class _ShotScene:
         self.pan_speed = pan_speed * scale
         self.center0 = np.array([cw / 2, ch / 2]) + rng.uniform(-0.1, 0.1, 2) * np.array([cw, ch])
         self.zoom0 = rng.uniform(1.0, 1.25)
-        self.zoom_rate = rng.uniform(-0.004, 0.004)
+        zoom_rate = rng.uniform(-0.004, 0.004)
+        # Bounded camera motion (shots of any length stay on real content, never on mirrored borders):
+        # each coordinate of the view's centre sways smoothly between the walls [w/2, cw - w/2] and
+        # [h/2, ch - h/2] (the view, w/zoom x h/zoom with zoom >= 1, then always fits the canvas), at
+        # `pan` px/frame through the middle (a little less at the start), slowing to turn at the walls like
+        # a camera operator sweeping back and forth; log zoom sways the same way within ZOOM_RANGE at up to
+        # |zoom_rate| per frame (a period of at least ~13 s). Over a short shot both look like the
+        # steady pan and zoom they start with.
+        self.sway_x = _Sway(self.center0[0], self.pan[0], w / 2, cw - w / 2)
+        self.sway_y = _Sway(self.center0[1], self.pan[1], h / 2, ch - h / 2)
+        self.sway_zoom = _Sway(math.log(self.zoom0), zoom_rate, *(math.log(z) for z in ZOOM_RANGE))
         self.objects = []
         for _ in range(int(rng.integers(1, 5))):
             radius = rng.uniform(0.05, 0.12) * min(h, w) * 1.5
@@ -166,10 +195,18 @@ class _ShotScene:
         self.flash = hard.get("flash")  # (start, duration, strength) or None
         self.noise = rng.uniform(1.5, 4.0)
 
+    def zoom_at(self, tau: float) -> float:
+        """Zoom factor at local time `tau`, within ZOOM_RANGE whatever `tau` (negative too: transitions)."""
+        return math.exp(self.sway_zoom(tau))
+
+    def center_at(self, tau: float) -> tuple[float, float]:
+        """Canvas point at the centre of the view at local time `tau` (the view stays on the canvas)."""
+        return self.sway_x(tau), self.sway_y(tau)
+
     def frame(self, tau: int) -> np.ndarray:
         h, w = self.hw
-        zoom = self.zoom0 * math.exp(self.zoom_rate * tau)
-        cx, cy = self.center0 + self.pan * tau
+        zoom = self.zoom_at(tau)
+        cx, cy = self.center_at(tau)
         m = np.array([[zoom, 0, w / 2 - zoom * cx], [0, zoom, h / 2 - zoom * cy]], np.float64)
         img = cv2.warpAffine(self.canvas, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
         for o in self.objects:

@@ -1,0 +1,52 @@
+"""`vidlens shots VIDEO`: shot boundary detection (cuts, fades, dissolves) -> scenes.json, .csv, scores.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from vidlens.cli.common import console, make_progress
+
+
+def shots_command(
+    video: Path = typer.Argument(..., help="Video file to split into shots."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for scenes.json, scenes.csv, scores.png."),
+    threshold: float = typer.Option(3.0, "--threshold", help="Cut score / local level ratio a cut must exceed (> 1)."),
+    min_score: float = typer.Option(0.12, "--min-score", help="Absolute floor on the cut score, 0..1."),
+    min_shot_s: float = typer.Option(0.5, "--min-shot-s", help="Shortest shot in seconds; closer boundaries keep the stronger."),
+    size: int = typer.Option(96, "--size", help="Shorter side of the analysed frames, pixels (about; exact divisors preferred)."),
+    gradual: bool = typer.Option(True, "--gradual/--no-gradual", help="Also detect fades through black and dissolves."),
+    edges: bool = typer.Option(False, "--edges", help="Also compute the edge change ratio (slower; shown in the JSON scores)."),
+    deep: bool = typer.Option(False, "--deep", help="Also compute MobileNetV2 feature distances (needs its ImageNet weights)."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write scores.png."),
+) -> None:
+    """Detect shot boundaries and write the scene list (JSON, PySceneDetect-style CSV) and a score plot."""
+    from vidlens.io import probe
+    from vidlens.tasks.shots import ShotConfig, detect_shots, write_shot_outputs
+
+    config = ShotConfig(size=size, threshold=threshold, min_score=min_score, min_shot_s=min_shot_s,
+                        gradual=gradual, edges=edges, deep=deep)
+    info = probe(video)  # fails fast, with the reason, on files that are not video
+    with make_progress() as bar:
+        task = bar.add_task(f"shots {video.name}", total=max(info.num_frames, 1))
+        result = detect_shots(video, config, progress=lambda done: bar.update(task, completed=done))
+        bar.update(task, total=len(result.times), completed=len(result.times))
+    paths = write_shot_outputs(result, out, plot=plot)
+    kinds = {}
+    for b in result.boundaries:
+        kinds[b.kind] = kinds.get(b.kind, 0) + 1
+    by_kind = ", ".join(f"{n} {k}" for k, n in kinds.items()) or "none"
+    rate = len(result.times) / result.seconds if result.seconds > 0 else 0.0
+    console.print(
+        f"shots: {len(result.scenes)} shots, boundaries: {by_kind} "
+        f"({len(result.times)} frames at {rate:.0f} frames/s)",
+        highlight=False, soft_wrap=True,
+    )
+    for path in paths.values():
+        console.print(f"  {path}", highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `shots` command to the root app."""
+    app.command("shots")(shots_command)

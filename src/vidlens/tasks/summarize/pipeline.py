@@ -1,0 +1,307 @@
+"""Summarize one video file: shots -> segments -> frame importance -> knapsack -> summary mp4.
+
+The steps follow the SumMe/TVSum practice (Zhang et al. 2016; Zhou et al. 2018), on a raw file:
+
+1. shots from `vidlens.tasks.shots.detect_shots`; a shot longer than `max_segment_s` is cut into
+   equal sub-shots (the benchmarks' KTS change points play this role), so a long shot can be
+   partly kept;
+2. frames sampled at `fps` (2 by default, the benchmarks' every-15th-frame) are embedded
+   (`vidlens.tasks.frame_features`) and scored: `dsn` trains a DSN policy on this video alone
+   (unsupervised REINFORCE, no corpus), `model` uses a DSN trained by `vidlens summarize train`,
+   `kmeans` and `uniform` are the classic baselines;
+3. a segment's score is the mean of its frames' scores; a 0/1 knapsack picks segments whose total
+   length fits `ratio` of the video, maximising total score x length (the protocol's rule);
+4. the chosen segments are cut, frame-exact and with their audio, into `summary.mp4`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidlens.errors import ConfigError
+from vidlens.io import VideoInfo, VideoWriter, iter_frames, probe, read_audio
+from vidlens.tasks.frame_features import FEATURE_KINDS, FrameFeatures, sample_frame_features
+
+SCORERS = ("dsn", "kmeans", "uniform", "model")
+
+
+@dataclass
+class SummaryConfig:
+    ratio: float = 0.15  # summary length / video length
+    method: str = "dsn"  # how frames are scored: dsn | kmeans | uniform | model
+    model: str | None = None  # checkpoint from `vidlens summarize train` (method "model")
+    fps: float = 2.0  # frames scored per second
+    features: str = "mobilenet_v2"  # frame embeddings: mobilenet_v2 | hsv
+    max_segment_s: float = 4.0  # longer shots are split into equal sub-shots no longer than this
+    dsn_epochs: int = 100  # per-video DSN training (method "dsn")
+    seed: int = 0
+    audio: bool = True  # keep the audio track in summary.mp4 (when the video has one)
+    keyframes: bool = True  # save keyframes of the kept segments and a contact sheet
+    video: bool = True  # write summary.mp4
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.ratio < 1.0:
+            raise ConfigError(None, f"ratio must be in (0, 1), got {self.ratio}")
+        if self.method not in SCORERS:
+            raise ConfigError(None, f"method must be one of {', '.join(SCORERS)}, got {self.method!r}")
+        if (self.method == "model") != (self.model is not None):
+            raise ConfigError(None, "a trained model is used with method 'model' and needs --model CKPT (and only then)")
+        if self.features not in FEATURE_KINDS:
+            raise ConfigError(None, f"features must be one of {', '.join(FEATURE_KINDS)}, got {self.features!r}")
+        if self.fps <= 0 or self.max_segment_s <= 0 or self.dsn_epochs < 1:
+            raise ConfigError(None, "fps and max_segment_s must be positive and dsn_epochs at least 1")
+
+
+@dataclass
+class Segment:
+    """Frames `[start_frame, end_frame)` of the source; `score` = mean importance of its frames."""
+
+    start_frame: int
+    end_frame: int
+    start_s: float
+    end_s: float
+    shot: int
+    score: float = 0.0
+    selected: bool = False
+
+    @property
+    def num_frames(self) -> int:
+        return self.end_frame - self.start_frame
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["start_s"], out["end_s"] = round(self.start_s, 3), round(self.end_s, 3)
+        out["score"] = round(self.score, 5)
+        return out
+
+
+@dataclass
+class SummaryResult:
+    path: str
+    info: VideoInfo
+    segments: list[Segment]
+    features: FrameFeatures
+    scores: np.ndarray  # (N,) importance of each sampled frame, in [0, 1]
+    num_shots: int
+    config: SummaryConfig
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def selected(self) -> list[Segment]:
+        return [s for s in self.segments if s.selected]
+
+    @property
+    def summary_frames(self) -> int:
+        return sum(s.num_frames for s in self.selected)
+
+
+def split_into_segments(shots: list[Any], fps: float, max_segment_s: float) -> list[Segment]:
+    """Shots (`start_frame`, `end_frame`) -> segments no longer than `max_segment_s`, equal parts per shot."""
+    longest = max(1, int(round(max_segment_s * fps)))
+    out: list[Segment] = []
+    for shot_id, shot in enumerate(shots):
+        start, end = int(shot.start_frame), int(shot.end_frame)
+        parts = max(1, math.ceil((end - start) / longest))
+        edges = np.linspace(start, end, parts + 1).round().astype(int)
+        for a, b in zip(edges[:-1], edges[1:]):
+            if b > a:
+                out.append(Segment(int(a), int(b), a / fps, b / fps, shot_id))
+    return out
+
+
+def frame_importance(features: FrameFeatures, config: SummaryConfig) -> np.ndarray:
+    """Importance `(N,)` in [0, 1] of each sampled frame, by `config.method`."""
+    from vidlens.tasks.summarize import baselines, dsn
+    from vidlens.tasks.summarize.videos import prepare_features, video_dsn_config
+
+    x = features.features
+    if len(x) == 0:
+        return np.zeros(0, np.float32)
+    if config.method == "uniform":
+        scores = baselines.uniform_scores(len(x), ratio=config.ratio)
+    elif config.method == "kmeans":
+        scores = baselines.kmeans_scores(x, seed=config.seed)
+    elif config.method == "model":
+        scores = _model_scores(config.model, x)
+    else:  # one video, no corpus: a DSN trained on this video alone (see `videos.py` for the settings)
+        prepared = prepare_features(x)
+        model, _ = dsn.train_dsn([prepared], video_dsn_config(config.dsn_epochs, config.seed))
+        scores = dsn.dsn_scores(model, prepared)
+    scores = np.asarray(scores, dtype=np.float32)
+    low, high = float(scores.min()), float(scores.max())
+    return (scores - low) / (high - low) if high > low else np.full_like(scores, 0.5)
+
+
+def model_preprocess(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What frame features a trained summarizer expects (`features`, `fps`), from its checkpoint."""
+    from vidlens.engine.checkpoint import load_checkpoint
+
+    pre = dict(load_checkpoint(path).get("preprocess") or {})
+    if pre.get("features") not in FEATURE_KINDS:
+        raise ConfigError(path, f"this model was trained on {pre.get('features', 'unknown')} features, which vidlens "
+                                "cannot compute from a video; train one on videos: vidlens summarize train --videos DIR")
+    return pre
+
+
+def _model_scores(path: str | os.PathLike[str] | None, x: np.ndarray) -> np.ndarray:
+    from vidlens.tasks.summarize.checkpoint import load_summarizer
+    from vidlens.tasks.summarize.dsn import DSN, dsn_scores
+    from vidlens.tasks.summarize.supervised import predict_scores
+    from vidlens.tasks.summarize.videos import NORMALISATION, prepare_features
+
+    assert path is not None
+    model, ckpt = load_summarizer(path)
+    if getattr(model, "in_dim", x.shape[1]) != x.shape[1]:
+        raise ConfigError(path, f"the model takes {model.in_dim}-d features, the video gave {x.shape[1]}-d")
+    if (ckpt.get("preprocess") or {}).get("normalise") == NORMALISATION:
+        x = prepare_features(x)
+    return dsn_scores(model, x) if isinstance(model, DSN) else predict_scores(model, x)
+
+
+def score_segments(segments: list[Segment], features: FrameFeatures, scores: np.ndarray) -> None:
+    """Each segment's score: the mean importance of the sampled frames inside it (nearest sample if none)."""
+    if len(scores) == 0:
+        return
+    for seg in segments:
+        inside = (features.frames >= seg.start_frame) & (features.frames < seg.end_frame)
+        if inside.any():
+            seg.score = float(scores[inside].mean())
+        else:
+            middle = (seg.start_frame + seg.end_frame) / 2
+            seg.score = float(scores[int(np.argmin(np.abs(features.frames - middle)))])
+
+
+def select_segments(segments: list[Segment], num_frames: int, ratio: float) -> None:
+    """Mark the segments a 0/1 knapsack keeps: total length <= floor(ratio x frames), max sum of score x length."""
+    from vidlens.tasks.summarize.knapsack import knapsack
+
+    capacity = int(math.floor(num_frames * ratio))
+    values = [s.score * s.num_frames for s in segments]
+    for i in knapsack(values, [s.num_frames for s in segments], capacity):
+        segments[i].selected = True
+    if not any(s.selected for s in segments) and segments:  # every segment is longer than the budget
+        best = max(segments, key=lambda s: s.score)
+        best.selected = True
+
+
+def merged_spans(segments: list[Segment]) -> list[tuple[int, int]]:
+    """Selected segments as frame spans, neighbours merged."""
+    spans: list[list[int]] = []
+    for seg in segments:
+        if not seg.selected:
+            continue
+        if spans and spans[-1][1] == seg.start_frame:
+            spans[-1][1] = seg.end_frame
+        else:
+            spans.append([seg.start_frame, seg.end_frame])
+    return [(a, b) for a, b in spans]
+
+
+def write_summary_video(video: str | os.PathLike[str], spans: list[tuple[int, int]], out: str | os.PathLike[str],
+                        info: VideoInfo, *, audio: bool = True) -> Path:
+    """Cut frames `[a, b)` of every span into one H.264 mp4, each span's audio cut to the same length."""
+    rate = int(info.audio_sample_rate or 0) if audio and info.has_audio else 0
+    channels = 1 if (info.audio_channels or 1) == 1 else 2
+    fps = info.fps if info.fps > 0 else 25.0
+    with VideoWriter(out, fps=fps, audio_rate=rate or None, audio_channels=channels) as writer:
+        for a, b in spans:
+            written = 0
+            for frame in iter_frames(video, start=max(a / fps - 1.0, 0.0) or None):
+                if frame.index < a:
+                    continue
+                if frame.index >= b:
+                    break
+                writer.write(frame.image)
+                written += 1
+            if rate and written:
+                want = int(round(written / fps * rate))
+                sound = read_audio(video, sample_rate=rate, mono=channels == 1, start=a / fps, end=a / fps + written / fps)
+                sound = sound[:, :want] if sound.shape[1] >= want else np.pad(sound, ((0, 0), (0, want - sound.shape[1])))
+                writer.write_audio(sound)
+    return Path(out)
+
+
+def summarize_video(
+    video: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    config: SummaryConfig | None = None,
+    *,
+    progress: Callable[[str, float], None] | None = None,
+) -> SummaryResult:
+    """Run the whole pipeline and write its outputs into `out_dir`; `progress(stage, seconds_done)`."""
+    from vidlens.tasks.shots import detect_shots
+
+    config = config or SummaryConfig()
+    info = probe(video)  # unreadable input fails here, with the reason
+    if config.method == "model":  # the features the model was trained on, from its checkpoint
+        assert config.model is not None
+        pre = model_preprocess(config.model)
+        config = replace(config, features=pre["features"], fps=float(pre.get("fps", config.fps)))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fps = info.fps if info.fps > 0 else 25.0
+    shots = detect_shots(video, progress=(lambda n: progress("shots", n / fps)) if progress else None)
+    features = sample_frame_features(video, fps=config.fps, kind=config.features,
+                                     progress=(lambda t: progress("features", t)) if progress else None)
+    segments = split_into_segments(shots.scenes, fps, config.max_segment_s)
+    scores = frame_importance(features, config)
+    score_segments(segments, features, scores)
+    select_segments(segments, info.num_frames, config.ratio)
+    result = SummaryResult(str(video), info, segments, features, scores, len(shots.scenes), config)
+    result.files.update(write_summary_outputs(result, out))
+    if config.video and result.selected:
+        if progress:
+            progress("summary video", 0.0)
+        result.files["summary.mp4"] = write_summary_video(video, merged_spans(segments), out / "summary.mp4", info,
+                                                          audio=config.audio)
+    if config.keyframes and result.selected:
+        from vidlens.tasks.keyframes import KeyframeConfig, choose_keyframes, save_keyframes
+
+        kf_config = KeyframeConfig(fps=config.fps, features=config.features, seed=config.seed)
+        chosen = choose_keyframes(features, result.selected, kf_config)
+        result.files.update(save_keyframes(video, chosen, out, kf_config,
+                                           title=f"{Path(video).name}: summary keyframes"))
+    return result
+
+
+def write_summary_outputs(result: SummaryResult, out: Path) -> dict[str, Path]:
+    """`summary.json` (segments, scores, selection), `segments.csv`, `importance.png`."""
+    from vidlens.report.importance import plot_importance
+
+    chosen = result.summary_frames
+    doc = {
+        "video": result.path,
+        "fps": result.info.fps,
+        "num_frames": result.info.num_frames,
+        "duration_s": round(result.info.duration_s, 3),
+        "num_shots": result.num_shots,
+        "ratio_requested": result.config.ratio,
+        "ratio_achieved": round(chosen / max(result.info.num_frames, 1), 4),
+        "summary_s": round(chosen / (result.info.fps or 25.0), 3),
+        "selected": [s.to_dict() for s in result.selected],
+        "segments": [s.to_dict() for s in result.segments],
+        "frame_scores": {"time_s": [round(float(t), 3) for t in result.features.times_s],
+                         "frame": result.features.frames.tolist(),
+                         "score": [round(float(v), 5) for v in result.scores]},
+        "config": asdict(result.config),
+    }
+    (out / "summary.json").write_text(json.dumps(doc, indent=2) + "\n")
+    with open(out / "segments.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["start_s", "end_s", "start_frame", "end_frame", "shot", "score", "selected"])
+        for s in result.segments:
+            writer.writerow([f"{s.start_s:.3f}", f"{s.end_s:.3f}", s.start_frame, s.end_frame, s.shot, f"{s.score:.5f}", int(s.selected)])
+    png = plot_importance(result.features.times_s, result.scores,
+                          [(s.start_s, s.end_s, s.selected) for s in result.segments],
+                          out / "importance.png", title=f"{Path(result.path).name}: kept {doc['summary_s']} s "
+                                                         f"of {doc['duration_s']} s ({doc['ratio_achieved']:.0%})")
+    return {"summary.json": out / "summary.json", "segments.csv": out / "segments.csv", "importance.png": png}
