@@ -53,6 +53,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_cache.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_shots.py
+	$(BIN)/python benchmarks/bench_emotion.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

@@ -19,6 +19,18 @@ def _fail_on_error_logs(caplog: pytest.LogCaptureFixture, request: pytest.Fixtur
         pytest.fail("unexpected ERROR log: " + "; ".join(f"{r.name}: {r.getMessage()}" for r in errors))
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors on 2 shared cores: one intra-op thread is faster and steadier (and deterministic).
+    Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory: pytest.TempPathFactory):
     return tmp_path_factory.mktemp("media")

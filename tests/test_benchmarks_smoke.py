@@ -128,3 +128,22 @@ def test_bench_shots_quick_writes_its_section(tmp_path, capsys):
     text = results.read_text(encoding="utf-8")
     assert text.count("## Shot detection (bench_shots.py)") == 1
     assert "replaced" in text and "keep me" in text and "### Accuracy" not in text
+
+
+def test_bench_emotion_quick_writes_its_section(tmp_path, capsys):
+    bench = _load("bench_emotion")
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Other (other.py)\n\nkeep me\n", encoding="utf-8")
+
+    rc = bench.main(["--quick", "--results", str(results)])
+
+    assert rc == 0
+    text = results.read_text(encoding="utf-8")
+    assert "## Other (other.py)\n\nkeep me\n" in text
+    section = text.split("## Emotion pipeline (bench_emotion.py)", 1)[1]
+    assert "- Command: `python benchmarks/bench_emotion.py --quick" in section
+    for name in ("carphone_pristine.mp4", "bigbuckbunny.mp4", "astronaut_720p.mp4"):
+        assert f"| {name}" in section
+    assert "x real time at 5 fps" in section and ("PASS" in section or "MISS" in section)
+    rows = [line for line in section.splitlines() if line.startswith("| carphone")]
+    assert rows and rows[0].split("|")[5].strip() == "1"  # one face track in carphone

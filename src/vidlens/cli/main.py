@@ -13,6 +13,7 @@ from vidlens import __version__
 from vidlens.cli import common
 from vidlens.cli.data_commands import data_app
 from vidlens.cli.demo_command import register as register_demo
+from vidlens.cli.emotion_commands import register as register_emotion
 from vidlens.cli.features_command import register as register_features
 from vidlens.cli.io_commands import register as register_io
 from vidlens.cli.keyframes_command import register as register_keyframes
@@ -55,6 +56,7 @@ register_models(app)
 register_recognition(app)
 register_shots(app)
 register_keyframes(app)
+register_emotion(app)
 app.add_typer(data_app, name="data")
 register_summarize_video(summarize_app)
 app.add_typer(summarize_app, name="summarize")

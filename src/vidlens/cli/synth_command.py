@@ -1,9 +1,12 @@
 """`vidlens data synth`: write synthetic datasets with ground truth.
 
-Two sub-commands:
+Three sub-commands:
 
     vidlens data synth actions OUT [--per-class 40] [--frames 32] [--size 112] [--fps 16]
                                    [--seed 0] [--audio] [--workers 2] [--overwrite]
+    vidlens data synth audiovisual OUT [--per-class 60] [--frames 12] [--size 48] [--fps 12] [--seed 0]
+                                       [--signal both|split|video|audio] [--split-other neutral|random]
+                                       [--visual-noise 0.03] [--audio-noise 0.15] [--workers 2] [--overwrite]
     vidlens data synth shots OUT [--videos 5] [--shots 4-8] [--fps 25] [--size 144x256]
                                  [--seed 0] [--transitions cut,fade,dissolve] [--workers 2] [--overwrite]
 """
@@ -18,7 +21,7 @@ from vidlens.cli.common import console, make_progress
 from vidlens.errors import ConfigError
 
 synth_app = typer.Typer(
-    help="Write synthetic datasets as real H.264 files with ground truth (actions, shot boundaries).",
+    help="Write synthetic datasets as real H.264 files with ground truth (actions, audio-visual sentiment, shot boundaries).",
     no_args_is_help=True,
 )
 
@@ -109,8 +112,43 @@ def shots_command(
     )
 
 
+def audiovisual_command(
+    out: Path = typer.Argument(..., help="Output folder (created; must be empty unless --overwrite)."),
+    per_class: int = typer.Option(60, "--per-class", min=1, help="Clips per class (3 classes)."),
+    frames: int = typer.Option(12, "--frames", min=2, help="Frames per clip (the clip lasts frames/fps seconds)."),
+    size: str = typer.Option("48", "--size", help="Frame size: N (square) or HxW."),
+    fps: float = typer.Option(12.0, "--fps", min=0.001, help="Frame rate of the clips."),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same dataset."),
+    signal: str = typer.Option("both", "--signal", help="Which modality carries the class: both, split, video, audio."),
+    split_other: str = typer.Option("neutral", "--split-other", help="What the other modality shows: neutral or random."),
+    visual_noise: float = typer.Option(0.03, "--visual-noise", min=0.0, help="Pixel noise std (fraction of 255)."),
+    audio_noise: float = typer.Option(0.15, "--audio-noise", min=0.0, help="Noise RMS relative to the tone's."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Processes rendering and encoding clips."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing synthetic audiovisual dataset in OUT."),
+) -> None:
+    """Cartoon faces (smile/straight/frown) with rising/flat/falling tones: positive/neutral/negative."""
+    from vidlens.data.synthetic import AV_CLASSES, make_audiovisual_dataset
+
+    hw = _parse_size(size)
+    with make_progress() as progress:
+        task = progress.add_task("clips", total=per_class * len(AV_CLASSES))
+        info = make_audiovisual_dataset(
+            out, num_per_class=per_class, num_frames=frames, size=hw, fps=fps, seed=seed, signal=signal,
+            split_other=split_other, visual_noise=visual_noise, audio_noise=audio_noise, workers=workers,
+            overwrite=overwrite, progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    h, w = info.size
+    console.print(
+        f"wrote {info.num_clips} clips ({len(info.classes)} classes x {per_class}, {frames} frames, {h}x{w}, audio, "
+        f"signal {signal}) to {info.root} in {info.seconds:.1f} s",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def register(data_app: typer.Typer) -> None:
-    """Add the `synth` command group (`actions`, `shots`) to the `data` group."""
+    """Add the `synth` command group (`actions`, `audiovisual`, `shots`) to the `data` group."""
     synth_app.command("actions")(actions_command)
+    synth_app.command("audiovisual")(audiovisual_command)
     synth_app.command("shots")(shots_command)
     data_app.add_typer(synth_app, name="synth")

@@ -3,6 +3,8 @@
 - `make_action_dataset`: eight motion classes that no single frame can tell apart (see `actions`).
 - `make_shot_video` / `make_shot_dataset`: videos of shots joined by cuts, fades and dissolves,
   with flashes, fast objects and fast pans that are not boundaries (see `shots`).
+- `make_audiovisual_dataset`: cartoon faces (smile / straight / frown mouth) with a rising / flat /
+  falling tone, either or both modalities carrying the sentiment class (see `audiovisual`).
 
 Everything is deterministic given `seed`; nothing here prints (pass `progress=callback(done, total)`).
 See docs/synthetic.md for the file layouts and the ground-truth schemas.
@@ -21,6 +23,14 @@ from vidlens.data.synthetic.actions import (
     render_action_clip,
     sample_action_params,
 )
+from vidlens.data.synthetic.audiovisual import (
+    AV_CLASSES,
+    AV_EMOTIONS,
+    AudioVisualDatasetInfo,
+    make_audiovisual_dataset,
+    render_face_clip,
+    render_tone_audio,
+)
 from vidlens.data.synthetic.shots import (
     TRANSITION_TYPES,
     Scene,
@@ -32,6 +42,12 @@ from vidlens.data.synthetic.shots import (
 )
 
 __all__ = [
+    "AV_CLASSES",
+    "AV_EMOTIONS",
+    "AudioVisualDatasetInfo",
+    "make_audiovisual_dataset",
+    "render_face_clip",
+    "render_tone_audio",
     "ACTION_CLASSES",
     "ALL_ACTION_CLASSES",
     "EXTRA_ACTION_CLASSES",

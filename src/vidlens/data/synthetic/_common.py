@@ -97,3 +97,17 @@ def write_jsonl(path: Path, records: Sequence[dict]) -> None:
     with open(path, "w") as f:
         for record in records:
             f.write(json.dumps(record) + "\n")
+
+
+class ManifestPaths:
+    """`manifest` and `ground_truth` of a synthetic set's info (a dataclass with `root`)."""
+
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.csv"
+
+    @property
+    def ground_truth(self) -> Path:
+        return self.root / "ground_truth.jsonl"

@@ -36,7 +36,7 @@ import numpy as np
 
 from vidlens.data.parallel import Progress, run_jobs
 from vidlens.data.synthetic import render
-from vidlens.data.synthetic._common import GENERATOR, as_hw, even_hw, prepare_out_dir, stratified_split, write_jsonl
+from vidlens.data.synthetic._common import GENERATOR, ManifestPaths, as_hw, even_hw, prepare_out_dir, stratified_split, write_jsonl
 from vidlens.errors import ConfigError
 
 ACTION_CLASSES: tuple[str, ...] = (
@@ -75,7 +75,7 @@ BRIGHTENING = (1.6, 2.2)  # brightness ratio between the last and the first fram
 
 
 @dataclass
-class ActionDatasetInfo:
+class ActionDatasetInfo(ManifestPaths):
     """What `make_action_dataset` wrote. `records` are the lines of ground_truth.jsonl."""
 
     root: Path
@@ -88,14 +88,6 @@ class ActionDatasetInfo:
     audio: bool
     seconds: float
     records: list[dict] = field(default_factory=list, repr=False)
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.csv"
-
-    @property
-    def ground_truth(self) -> Path:
-        return self.root / "ground_truth.jsonl"
 
 
 def _axis_trajectory(axis: str, rng: np.random.Generator, num_frames: int,

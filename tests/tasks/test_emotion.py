@@ -1,0 +1,121 @@
+"""`vidlens emotion`: face tracks with expression timelines, valence, voice fusion, outputs, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from vidlens.cli.main import main
+from vidlens.data.synthetic import make_audiovisual_dataset
+from vidlens.data.synthetic.shots import make_shot_video
+from vidlens.errors import VideoDecodeError
+from vidlens.io import probe
+from vidlens.tasks.emotion import EmotionConfig, analyse_emotions, sentiment, valence, write_emotion_outputs
+from vidlens.testing import make_bad_files, sample_media, write_lossless_video
+
+EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_valence_and_sentiment_by_hand():
+    happy = np.array([0, 0, 0, 1, 0, 0, 0], np.float32)
+    mixed = np.array([0.1, 0.0, 0.1, 0.2, 0.3, 0.2, 0.1], np.float32)
+    assert valence(happy) == pytest.approx(0.9)
+    # -0.06 - 0.06 + 0.18 - 0.24 + 0.04 = -0.14
+    assert valence(mixed) == pytest.approx(-0.14, abs=1e-6)
+    assert sentiment(mixed) == ("negative", pytest.approx(0.5))  # angry+fear+sad; positive 0.3, neutral 0.2
+    assert sentiment(happy) == ("positive", pytest.approx(1.0))
+
+
+def test_astronaut_is_one_happy_face_track(tmp_path):
+    from skimage.data import astronaut
+
+    frames = np.repeat(astronaut()[None], 20, axis=0)  # a 2 s still video of her smiling
+    video = write_lossless_video(tmp_path / "astronaut.mkv", frames, fps=10)
+    result = analyse_emotions(video, EmotionConfig(fps=5))
+    assert len(result.tracks) == 1 and len(result.tracks[0].frames) == result.frames_analysed == 10
+    assert result.labels[int(result.tracks[0].mean_probs.argmax())] == "happy"
+    assert [row["sentiment"] for row in result.seconds] == ["positive", "positive"]
+    assert result.notes == ["no audio track: voice not analysed"]
+
+
+def test_carphone_outputs_one_track_timeline_and_annotated_video(tmp_path):
+    video = sample_media("carphone_pristine.mp4")  # 4 s, one talking face
+    result = analyse_emotions(video, EmotionConfig(fps=5))
+    assert len(result.tracks) == 1 and len(result.tracks[0].frames) >= 0.8 * result.frames_analysed
+    files = write_emotion_outputs(result, tmp_path, annotate=True)
+    doc = json.loads(files["emotion.json"].read_text())
+    assert doc["has_faces"] and not doc["has_audio"] and len(doc["tracks"]) == 1
+    assert [row["second"] for row in doc["timeline"]] == list(range(math.ceil(result.info.duration_s)))  # 4.004 s
+    row = doc["timeline"][0]
+    assert set(row) >= {"probs", "dominant", "valence", "sentiment", "confidence"}
+    assert sum(row["probs"].values()) == pytest.approx(1.0, abs=1e-3) and -1 <= row["valence"] <= 1
+    rows = list(csv.DictReader(open(files["emotion.csv"])))
+    assert {r["scope"] for r in rows} == {"video", "track0"} and "p_happy" in rows[0]
+    assert files["emotion.png"].stat().st_size > 5000
+    assert probe(files["annotated.mp4"]).num_frames == result.frames_analysed
+
+
+def test_no_faces_and_no_audio_is_a_result_not_an_error(tmp_path):
+    make_shot_video(tmp_path / "scenes.mp4", num_shots=2, size=(72, 128), seed=1)
+    result = analyse_emotions(tmp_path / "scenes.mp4")
+    assert not result.has_faces and not result.has_audio and result.seconds == []
+    assert any("no faces" in n for n in result.notes) and any("no audio" in n for n in result.notes)
+    doc = json.loads(write_emotion_outputs(result, tmp_path / "out")["emotion.json"].read_text())
+    assert doc["tracks"] == [] and doc["notes"] == result.notes
+
+
+def test_voice_model_trained_then_fused(tmp_path, capsys):
+    data = tmp_path / "av"
+    make_audiovisual_dataset(data, num_per_class=30, signal="audio", workers=1, seed=3)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["emotion", "train-voice", "--data", str(data), "--out", str(tmp_path / "voice"), "--epochs", "8"])
+    assert exit_info.value.code in (0, None)
+    model = tmp_path / "voice" / "best.pt"
+    rows = [r for r in csv.DictReader(open(data / "manifest.csv")) if r["split"] == "test"]
+    valences = {"positive": [], "negative": []}
+    for r in rows:
+        if r["label"] in valences and len(valences[r["label"]]) < 4:
+            result = analyse_emotions(data / r["path"], EmotionConfig(voice_model=str(model)))
+            assert result.voice_used and not result.has_faces  # cartoon faces are not Haar faces: voice only
+            valences[r["label"]].append(result.seconds[0]["valence"])
+    assert np.mean(valences["positive"]) > np.mean(valences["negative"]) + 0.5
+    with pytest.raises(SystemExit) as exit_info:
+        main(["emotion", str(data / rows[0]["path"]), "--voice-model", str(model), "--out", str(tmp_path / "cli")])
+    assert exit_info.value.code in (0, None)
+    assert (tmp_path / "cli" / "emotion.json").exists() and "wrote" in capsys.readouterr().out
+
+
+def test_bad_inputs_fail_fast_with_the_reason(tmp_path):
+    make_shot_video(tmp_path / "ok.mp4", num_shots=2, size=(72, 128), seed=1)
+    bad = make_bad_files(tmp_path / "bad", tmp_path / "ok.mp4")
+    for name in ("zero_byte", "text", "audio_only", "missing"):
+        with pytest.raises(VideoDecodeError):
+            analyse_emotions(bad[name])
+
+
+def test_cli_train_faces_then_use_the_fine_tuned_model(tmp_path, capsys):
+    import cv2
+
+    from tests.tasks.test_faces import _cartoon
+
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 12), ("test", 6)):
+        for label in ("happy", "sad"):
+            (tmp_path / "fer" / split / label).mkdir(parents=True)
+            for i in range(n):
+                cv2.imwrite(str(tmp_path / "fer" / split / label / f"{i}.png"), _cartoon(rng, label == "happy"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["emotion", "train-faces", "--data", str(tmp_path / "fer"), "--out", str(tmp_path / "run"),
+              "--epochs", "1", "--batch-size", "8"])
+    assert exit_info.value.code in (0, None)
+    assert "trained on 24 images (7 classes)" in capsys.readouterr().out
+    result = analyse_emotions(sample_media("carphone_pristine.mp4"),
+                              EmotionConfig(fps=2, expression_checkpoint=str(tmp_path / "run" / "best.pt")))
+    assert len(result.tracks) == 1 and result.labels == EMOTIONS
