@@ -1,0 +1,99 @@
+"""Audio-visual clip classifiers: a video model and the audio CNN joined by early, late or attention fusion.
+
+`vidlens emotion train-av --fusion early|late|attention` trains one on labelled clips with sound
+(a `manifest.csv` folder such as `vidlens data synth audiovisual` writes); `--fusion video` and
+`--fusion audio` train the single-modality baselines the same way, so the gain of fusion is
+measured, not assumed. The video side is TSN over the `small_cnn` frame encoder (CPU-sized), the
+audio side the log-mel `AudioCNN`; fusion is `vidlens.models.fusion` (docs/audio_fusion.md).
+The checkpoint (DESIGN format, `model = "av_fusion"`) stores the spec, so it rebuilds on its own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from vidlens.errors import ConfigError
+
+AV_MODES = ("early", "late", "attention", "video", "audio")
+
+
+@dataclass
+class AVSpec:
+    fusion: str = "late"  # early | late | attention, or video | audio alone
+    video_width: float = 0.5  # small_cnn width of the TSN video branch
+    audio_width: float = 0.5  # AudioCNN width
+    num_frames: int = 8  # frames per clip, spread over it
+    size: int = 48  # frame side, pixels
+    n_mels: int = 64
+    seconds: float = 1.0  # audio per clip
+    options: dict[str, Any] = field(default_factory=dict)  # the fusion class's keyword arguments
+
+    def __post_init__(self) -> None:
+        if self.fusion not in AV_MODES:
+            raise ConfigError(None, f"fusion must be one of {', '.join(AV_MODES)}, got {self.fusion!r}")
+
+    @property
+    def inputs(self) -> tuple[str, ...] | str:
+        return self.fusion if self.fusion in ("video", "audio") else ("video", "audio")
+
+
+def build_av_model(spec: AVSpec, num_classes: int) -> nn.Module:
+    """The model for `spec`: `forward(x)` with `x` the `{"video": (B,T,C,H,W), "audio": (B,1,n_mels,frames)}`
+    dict (or the one tensor of a single-modality baseline) -> `(B, num_classes)` logits."""
+    from vidlens.models import build_model
+    from vidlens.models.audio import build_audio_cnn
+    from vidlens.models.fusion import build_fusion
+
+    def video() -> nn.Module:
+        return build_model("tsn", num_classes, encoder="small_cnn", width=spec.video_width, dropout=0.2)
+
+    def audio() -> nn.Module:
+        return build_audio_cnn(num_classes, width=spec.audio_width, dropout=0.2)
+
+    if spec.fusion == "video":
+        return video()
+    if spec.fusion == "audio":
+        return audio()
+    return build_fusion(spec.fusion, {"video": video(), "audio": audio()}, num_classes, **spec.options)
+
+
+def train_av(root: str | os.PathLike[str], run_dir: str | os.PathLike[str], spec: AVSpec, cfg: Any = None, *,
+             progress: bool | None = None) -> Any:
+    """Train on `root/manifest.csv` (split `train`; `val`, else `test`, for validation) with the engine's `fit()`."""
+    from vidlens.data.multimodal import AudioVisualDataset
+    from vidlens.engine.config import TrainConfig
+    from vidlens.engine.fit import fit
+    from vidlens.tasks.multimodal import MultimodalTask
+
+    cfg = cfg or TrainConfig(epochs=14, batch_size=16, lr=1e-2, weight_decay=1e-4)
+    common = dict(num_frames=spec.num_frames, size=spec.size, n_mels=spec.n_mels, seconds=spec.seconds, preload=True)
+    train_set = AudioVisualDataset(root, "train", **common)
+    val_split = next((s for s in ("val", "test") if len(AudioVisualDataset(root, s))), None)
+    val_set = AudioVisualDataset(root, val_split, **common) if val_split else None
+    task = MultimodalTask(model=build_av_model(spec, len(train_set.labels)), labels=train_set.labels, inputs=spec.inputs,
+                          model_name="av_fusion", model_args=asdict(spec),
+                          preprocess={"num_frames": spec.num_frames, "size": spec.size, "n_mels": spec.n_mels,
+                                      "seconds": spec.seconds, "sample_rate": 16000})
+    return fit(task, train_set, val_set, cfg, Path(run_dir), progress=progress)
+
+
+def load_av_model(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str], AVSpec]:
+    """`(model in eval mode, labels, spec)` from a `train_av` checkpoint (weights_only load)."""
+    from vidlens.engine.checkpoint import load_checkpoint
+    from vidlens.errors import CheckpointError
+
+    ckpt = load_checkpoint(path)
+    if ckpt.get("model") != "av_fusion":
+        raise CheckpointError(path, f"not an audio-visual model (model {ckpt.get('model')!r})")
+    spec = AVSpec(**ckpt["model_args"])
+    model = build_av_model(spec, len(ckpt["labels"]))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(path, f"weights do not fit the {spec.fusion} model ({str(exc).splitlines()[0]})") from None
+    return model.eval(), list(ckpt["labels"]), spec
