@@ -147,3 +147,53 @@ def test_cli_train_av_fusion_and_reload(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["emotion", "train-av", "--data", str(data), "--out", str(tmp_path / "x"), "--fusion", "sum"])
     assert exit_info.value.code == 2
+
+
+def test_cli_train_faces_on_labelled_video_clips(tmp_path, capsys):
+    import cv2
+    from skimage.data import astronaut
+
+    from vidlens.io import read_clip
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    face = cv2.resize(astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    talk = read_clip(sample_media("carphone_pristine.mp4"), np.arange(0, 120))
+    rows = []
+    for i, split in enumerate(("train", "train", "test")):
+        shifted = np.roll(face, 8 * i, axis=1)
+        write_lossless_video(clips / f"smile{i}.mkv", np.repeat(shifted[None], 6, axis=0), fps=2)
+        write_lossless_video(clips / f"talk{i}.mkv", talk[40 * i:40 * i + 40:4], fps=2)
+        rows += [f"smile{i}.mkv,happy,{split}", f"talk{i}.mkv,neutral,{split}"]
+    make_shot_video(clips / "scenery.mp4", num_shots=2, size=(72, 128), seed=1)  # no face in it
+    (clips / "broken.mp4").write_bytes(b"not a video")
+    rows += ["scenery.mp4,neutral,train", "broken.mp4,happy,train"]
+    (clips / "manifest.csv").write_text("path,label,split\n" + "\n".join(rows) + "\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["emotion", "train-faces", "--clips", str(clips), "--out", str(tmp_path / "run"), "--epochs", "1",
+              "--batch-size", "8"])
+    assert exit_info.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "scenery.mp4: no face found" in out and "broken.mp4" in out
+    crops = sorted((tmp_path / "run" / "faces").rglob("*.png"))
+    assert {p.parent.name for p in crops} == {"happy", "neutral"} and {p.parent.parent.name for p in crops} == {"train", "test"}
+    assert cv2.imread(str(crops[0]), cv2.IMREAD_GRAYSCALE).shape == (64, 64)
+    from vidlens.tasks.faces.expression import load_expression_model
+
+    _, labels, _ = load_expression_model(tmp_path / "run" / "best.pt")
+    assert labels == EMOTIONS
+
+
+def test_train_av_takes_any_action_recognition_model(tmp_path):
+    from vidlens.data.synthetic import make_action_dataset
+    from vidlens.tasks.audiovisual import load_av_model
+
+    make_action_dataset(tmp_path / "actions", num_per_class=3, num_frames=8, size=32, audio=True, workers=1)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-av", "--data", str(tmp_path / "actions"), "--out", str(tmp_path / "run"), "--fusion", "late",
+              "--video-model", "c3d", "--video-width", "0.25", "--epochs", "1", "--size", "32", "--num-frames", "8"])
+    assert exit_info.value.code in (0, None)
+    model, labels, spec = load_av_model(tmp_path / "run" / "last.pt")
+    assert spec.video_model == "c3d" and spec.fusion == "late" and len(labels) == 8
+    x = {"video": torch.rand(2, 8, 3, 32, 32), "audio": torch.randn(2, 1, 64, 101)}
+    assert model(x).shape == (2, 8)

@@ -69,18 +69,30 @@ def emotion_video_command(
 
 @emotion_app.command("train-faces")
 def train_faces_command(
-    data: Path = typer.Option(..., "--data", help="FER2013 layout: DATA/train/<emotion>/*.png [, DATA/test/<emotion>/*.png]."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: best.pt, last.pt, logs, curves."),
+    data: Path = typer.Option(None, "--data", help="FER2013 layout: DATA/train/<emotion>/*.png [, DATA/test/<emotion>/*.png]."),
+    clips: Path = typer.Option(None, "--clips", help="Labelled video clips (CLIPS/manifest.csv: path,label[,split]); their faces are cropped into OUT/faces first."),
     epochs: int = typer.Option(10, "--epochs"),
     batch_size: int = typer.Option(64, "--batch-size"),
     lr: float = typer.Option(1e-3, "--lr"),
     init: str = typer.Option("fer2013", "--init", help="fer2013 (fine-tune the shipped weights) or scratch."),
     resume: bool = typer.Option(False, "--resume"),
 ) -> None:
-    """Fine-tune (or train) the facial expression model with the training engine."""
+    """Fine-tune (or train) the facial expression model with the training engine, on face images or on video clips."""
     from vidlens.engine.config import TrainConfig
+    from vidlens.errors import ConfigError
     from vidlens.tasks.faces.train import train_expression
 
+    if (data is None) == (clips is None):
+        raise ConfigError(None, "give exactly one of --data (face images) or --clips (labelled videos)")
+    if clips is not None:
+        from vidlens.tasks.faces.clips import extract_clip_faces
+
+        faces = extract_clip_faces(clips, out / "faces")
+        for bad, reason in faces.skipped:
+            console.print(f"[yellow]no faces from {bad}: {reason}[/yellow]", highlight=False, soft_wrap=True)
+        console.print(f"face crops: {faces.crops} -> {faces.root}", highlight=False)
+        data = faces.root
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr)
     result = train_expression(data, out, cfg, init=init, resume=resume, progress=progress_enabled())
     extras = result.extras
@@ -121,12 +133,16 @@ def train_av_command(
     lr: float = typer.Option(1e-2, "--lr"),
     num_frames: int = typer.Option(8, "--num-frames"),
     size: int = typer.Option(48, "--size"),
+    video_model: str = typer.Option("tsn", "--video-model", help="Any registered video model (vidlens models), e.g. c3d, r2plus1d_18."),
+    video_width: float = typer.Option(0.5, "--video-width", help="Width multiplier of the video model."),
 ) -> None:
-    """Train an audio-visual clip classifier (video + voice, fused as chosen) with the training engine."""
+    """Train an audio-visual clip classifier (video + sound, fused as chosen) with the training engine."""
     from vidlens.engine.config import TrainConfig
     from vidlens.tasks.audiovisual import AVSpec, train_av
 
-    spec = AVSpec(fusion=fusion, num_frames=num_frames, size=size)
+    video_args = {"encoder": "small_cnn"} if video_model == "tsn" else {}
+    spec = AVSpec(fusion=fusion, num_frames=num_frames, size=size, video_model=video_model, video_args=video_args,
+                  video_width=video_width)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=1e-4)
     result = train_av(data, out, spec, cfg, progress=progress_enabled())
     best = f"{result.best_metric:.4f}" if result.best_metric is not None else "n/a"
@@ -136,3 +152,5 @@ def train_av_command(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(emotion_app, name="emotion")
+    # The same trainer for any clips with sound (action recognition with audio included).
+    app.command("train-av")(train_av_command)

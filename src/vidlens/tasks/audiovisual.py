@@ -1,10 +1,11 @@
 """Audio-visual clip classifiers: a video model and the audio CNN joined by early, late or attention fusion.
 
 `vidlens emotion train-av --fusion early|late|attention` trains one on labelled clips with sound
-(a `manifest.csv` folder such as `vidlens data synth audiovisual` writes); `--fusion video` and
-`--fusion audio` train the single-modality baselines the same way, so the gain of fusion is
-measured, not assumed. The video side is TSN over the `small_cnn` frame encoder (CPU-sized), the
-audio side the log-mel `AudioCNN`; fusion is `vidlens.models.fusion` (docs/audio_fusion.md).
+(a `manifest.csv` folder such as `vidlens data synth audiovisual` or `vidlens data synth actions
+--audio` writes); `--fusion video` and `--fusion audio` train the single-modality baselines the
+same way, so the gain of fusion is measured, not assumed. The video side is any registered video
+model, the action-recognition ones included (default: TSN over the CPU-sized `small_cnn` frame
+encoder), the audio side the log-mel `AudioCNN`; fusion is `vidlens.models.fusion` (docs/audio_fusion.md).
 The checkpoint (DESIGN format, `model = "av_fusion"`) stores the spec, so it rebuilds on its own.
 """
 
@@ -25,7 +26,9 @@ AV_MODES = ("early", "late", "attention", "video", "audio")
 @dataclass
 class AVSpec:
     fusion: str = "late"  # early | late | attention, or video | audio alone
-    video_width: float = 0.5  # small_cnn width of the TSN video branch
+    video_model: str = "tsn"  # any registered video model (`vidlens models`): tsn, c3d, r2plus1d_18, ...
+    video_args: dict[str, Any] = field(default_factory=lambda: {"encoder": "small_cnn"})  # its builder's arguments
+    video_width: float = 0.5  # the video model's width
     audio_width: float = 0.5  # AudioCNN width
     num_frames: int = 8  # frames per clip, spread over it
     size: int = 48  # frame side, pixels
@@ -50,7 +53,7 @@ def build_av_model(spec: AVSpec, num_classes: int) -> nn.Module:
     from vidlens.models.fusion import build_fusion
 
     def video() -> nn.Module:
-        return build_model("tsn", num_classes, encoder="small_cnn", width=spec.video_width, dropout=0.2)
+        return build_model(spec.video_model, num_classes, width=spec.video_width, dropout=0.2, **spec.video_args)
 
     def audio() -> nn.Module:
         return build_audio_cnn(num_classes, width=spec.audio_width, dropout=0.2)

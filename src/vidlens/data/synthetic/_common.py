@@ -111,3 +111,16 @@ class ManifestPaths:
     @property
     def ground_truth(self) -> Path:
         return self.root / "ground_truth.jsonl"
+
+
+def write_clip_index(root: Path, records: list[dict], classes: Sequence[str], splits: Sequence[float], seed: int) -> None:
+    """Give every record a seeded stratified `split`, then write `labels.json`, `ground_truth.jsonl` and
+    `manifest.csv` (`path,label,split`): the index every synthetic clip set shares."""
+    for record, split in zip(records, stratified_split([r["label"] for r in records], splits, seed), strict=True):
+        record["split"] = split
+    (root / "labels.json").write_text(json.dumps(list(classes), indent=2) + "\n")
+    write_jsonl(root / "ground_truth.jsonl", records)
+    with open(root / "manifest.csv", "w") as f:
+        f.write("path,label,split\n")
+        for record in records:
+            f.write(f"{record['path']},{record['label']},{record['split']}\n")

@@ -37,7 +37,7 @@ import numpy as np
 
 from vidlens.data.parallel import Progress, run_jobs
 from vidlens.data.synthetic import render
-from vidlens.data.synthetic._common import GENERATOR, ManifestPaths, as_hw, even_hw, prepare_out_dir, stratified_split, write_jsonl
+from vidlens.data.synthetic._common import GENERATOR, ManifestPaths, as_hw, even_hw, prepare_out_dir, write_clip_index
 from vidlens.errors import ConfigError
 
 AV_CLASSES: tuple[str, ...] = ("negative", "neutral", "positive")
@@ -236,14 +236,7 @@ def make_audiovisual_dataset(
         for ci in range(len(AV_CLASSES)) for k in range(num_per_class)
     ]
     records = run_jobs(_write_clip, jobs, workers, progress)
-    for record, split in zip(records, stratified_split([r["label"] for r in records], splits, seed), strict=True):
-        record["split"] = split
-    (root / "labels.json").write_text(json.dumps(list(AV_CLASSES), indent=2) + "\n")
-    write_jsonl(root / "ground_truth.jsonl", records)
-    with open(root / "manifest.csv", "w") as f:
-        f.write("path,label,split\n")
-        for record in records:
-            f.write(f"{record['path']},{record['label']},{record['split']}\n")
+    write_clip_index(root, records, AV_CLASSES, splits, seed)
     from vidlens import __version__
 
     meta = {
