@@ -32,12 +32,12 @@ $(BASE_STAMP): pyproject.toml Makefile | $(BIN)/python
 SCENEDETECT := scenedetect==0.7.2
 
 $(TEST_STAMP): $(BASE_STAMP)
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,export]"
 	$(PIP) install -q --no-deps $(SCENEDETECT)
 	touch $@
 
 $(BENCH_STAMP): $(TEST_STAMP)
-	$(PIP) install -q -e ".[test,bench]"
+	$(PIP) install -q -e ".[test,export,bench]"
 	touch $@
 
 setup: $(TEST_STAMP)
@@ -54,6 +54,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_shots.py
 	$(BIN)/python benchmarks/bench_emotion.py
+	$(BIN)/python benchmarks/bench_infer.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

@@ -147,3 +147,18 @@ def test_bench_emotion_quick_writes_its_section(tmp_path, capsys):
     assert "x real time at 5 fps" in section and ("PASS" in section or "MISS" in section)
     rows = [line for line in section.splitlines() if line.startswith("| carphone")]
     assert rows and rows[0].split("|")[5].strip() == "1"  # one face track in carphone
+
+
+def test_bench_infer_quick_writes_its_section(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    bench = _load("bench_infer")
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Other (other.py)\n\nkeep me\n", encoding="utf-8")
+    assert bench.main(["--quick", "--results", str(results), "--threads", "1"]) == 0
+    text = results.read_text(encoding="utf-8")
+    assert "## Other (other.py)\n\nkeep me" in text
+    section = text.split("## Inference (bench_infer.py)", 1)[1]
+    assert "- Command: `python benchmarks/bench_infer.py --quick" in section and "onnxruntime " in section
+    for runtime in ("PyTorch fp32", "ONNX Runtime fp32", "ONNX Runtime int8"):
+        assert section.count(f"| {runtime}") == 2  # both models
+    assert "x PyTorch speed" in section and "max |ONNX fp32 - PyTorch|" in section

@@ -14,12 +14,14 @@ from vidlens.cli import common
 from vidlens.cli.data_commands import data_app
 from vidlens.cli.demo_command import register as register_demo
 from vidlens.cli.emotion_commands import register as register_emotion
+from vidlens.cli.export_command import register as register_export
 from vidlens.cli.features_command import register as register_features
 from vidlens.cli.io_commands import register as register_io
 from vidlens.cli.keyframes_command import register as register_keyframes
 from vidlens.cli.models_command import register as register_models
 from vidlens.cli.recognition_commands import register as register_recognition
 from vidlens.cli.shots_command import register as register_shots
+from vidlens.cli.stream_command import register as register_stream
 from vidlens.cli.summarize_commands import summarize_app
 from vidlens.cli.summarize_video_command import register as register_summarize_video
 from vidlens.errors import VidlensError
@@ -57,6 +59,8 @@ register_recognition(app)
 register_shots(app)
 register_keyframes(app)
 register_emotion(app)
+register_export(app)
+register_stream(app)
 app.add_typer(data_app, name="data")
 register_summarize_video(summarize_app)
 app.add_typer(summarize_app, name="summarize")

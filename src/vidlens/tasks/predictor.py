@@ -56,23 +56,20 @@ def load_classifier(
     num_clips: int | None = None,
     test_crop: str | None = None,
 ) -> LoadedClassifier:
-    """Rebuild a classifier from a checkpoint (read with `weights_only=True`).
+    """Rebuild a classifier from a checkpoint (read with `weights_only=True`) or an exported `.onnx` file.
 
     `num_clips`/`test_crop` override the test views only (K clips x 1 or 3 crops); the way a
     single clip is made is the checkpoint's.
     """
+    if Path(path).suffix.lower() == ".onnx":
+        # An exported model (`vidlens export`): labels and preprocessing come from its metadata.
+        from vidlens.deploy.runtime import load_onnx_classifier
+
+        return load_onnx_classifier(path, num_clips=num_clips, test_crop=test_crop)
     ckpt = load_checkpoint(path, map_location="cpu")
     labels = list(ckpt["labels"])
     pre = ckpt["preprocess"]
-    try:
-        sampler = SamplerConfig.from_dict(pre["sampler"])
-        transform = TransformConfig.from_dict(pre["transform"])
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(path, f"preprocess section is incomplete ({exc})") from None
-    if num_clips is not None:
-        sampler = SamplerConfig.from_dict({**sampler.to_dict(), "num_clips": int(num_clips)})
-    if test_crop is not None:
-        transform = TransformConfig.from_dict({**transform.to_dict(), "test_crop": test_crop})
+    sampler, transform = clip_configs(path, pre, num_clips=num_clips, test_crop=test_crop)
     args = dict(ckpt["model_args"])
     try:
         model = build_model(ckpt["model"], len(labels), load_weights=False, **args)
@@ -92,6 +89,22 @@ def load_classifier(
         metrics=dict(ckpt.get("metrics") or {}),
         config=dict(ckpt.get("recipe") or {}),
     )
+
+
+def clip_configs(
+    path: str | os.PathLike[str], preprocess: dict[str, Any], *, num_clips: int | None = None, test_crop: str | None = None
+) -> tuple[SamplerConfig, TransformConfig]:
+    """The sampler and transform configs of a checkpoint's `preprocess` entry, with the test-view overrides."""
+    try:
+        sampler = SamplerConfig.from_dict(preprocess["sampler"])
+        transform = TransformConfig.from_dict(preprocess["transform"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(path, f"preprocess section is incomplete ({exc})") from None
+    if num_clips is not None:
+        sampler = SamplerConfig.from_dict({**sampler.to_dict(), "num_clips": int(num_clips)})
+    if test_crop is not None:
+        transform = TransformConfig.from_dict({**transform.to_dict(), "test_crop": test_crop})
+    return sampler, transform
 
 
 @dataclass

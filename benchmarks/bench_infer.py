@@ -1,0 +1,129 @@
+"""Inference benchmark: PyTorch vs ONNX Runtime (fp32) vs ONNX Runtime int8 (dynamic quantisation), CPU.
+
+    python benchmarks/bench_infer.py [--quick] [--results PATH] [--no-write] [--threads N]
+
+Two models in one run, random weights (latency does not depend on what was learned):
+1. the demo model: C3D width 0.25, 16 frames at 64 px, 8 classes;
+2. torchvision R(2+1)D-18 (width 1.0), 16 frames at 112 px, 8 classes.
+Each is saved as a vidlens checkpoint, exported with `vidlens.deploy.export_onnx` and quantised
+with `quantize_int8`; the three variants run batch-1 forwards of one clip, interleaved in rounds
+(`measure_interleaved`), with the same intra-op thread count. Figures: median ms per clip,
+ratio to PyTorch, file size, and the largest |ONNX - PyTorch| logit difference.
+
+Results go to the "## Inference (bench_infer.py)" section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from vidlens.data.samplers import SamplerConfig  # noqa: E402
+from vidlens.data.transforms import TransformConfig  # noqa: E402
+from vidlens.deploy import OnnxModule, export_onnx, max_abs_diff, ort_session, quantize_int8  # noqa: E402
+from vidlens.deploy.export import example_input, load_model  # noqa: E402
+from vidlens.engine import save_checkpoint  # noqa: E402
+from vidlens.models import build_model  # noqa: E402
+from vidlens.tasks.classify import preprocess_fields  # noqa: E402
+
+SECTION = "Inference (bench_infer.py)"
+
+
+def make_checkpoint(path: Path, model: str, frames: int, size: int, classes: int = 8, **args) -> Path:
+    torch.manual_seed(0)
+    net = build_model(model, classes, load_weights=False, **args)
+    pre = preprocess_fields(SamplerConfig(clip_len=frames), TransformConfig(size=size, crop="center"), size)
+    return save_checkpoint(path, {"model": model, "model_args": net.model_args, "state_dict": net.state_dict(),
+                                  "labels": [f"c{i}" for i in range(classes)], "preprocess": pre})
+
+
+def bench_model(work: Path, label: str, model: str, frames: int, size: int, repeats: int, threads: int, **args) -> dict:
+    ckpt = make_checkpoint(work / f"{model}.pt", model, frames, size, **args)
+    onnx_path = export_onnx(ckpt, work / f"{model}.onnx")
+    int8_path = quantize_int8(onnx_path, work / f"{model}.int8.onnx")
+    net, raw = load_model(ckpt)
+    x = example_input(raw["preprocess"], batch=1)
+    fp32 = OnnxModule(ort_session(onnx_path, threads=threads))
+    int8 = OnnxModule(ort_session(int8_path, threads=threads))
+    with torch.inference_mode():
+        ref = net(x).numpy()
+        int8_diff = float(np.abs(int8(x).numpy() - ref).max())
+        agree = bool(int8(x).argmax().item() == int(ref.argmax()))
+
+        def run(m):
+            return lambda: m(x)
+
+        timings = common.measure_interleaved({"PyTorch fp32": run(net), "ONNX Runtime fp32": run(fp32),
+                                              "ONNX Runtime int8": run(int8)}, repeats=repeats, warmup=2)
+    sizes = {"PyTorch fp32": ckpt.stat().st_size, "ONNX Runtime fp32": onnx_path.stat().st_size,
+             "ONNX Runtime int8": int8_path.stat().st_size}
+    return {"label": label, "timings": timings, "sizes": sizes, "onnx_diff": max_abs_diff(ckpt, onnx_path),
+            "int8_diff": int8_diff, "int8_agree": agree}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script runs, figures meaningless")
+    parser.add_argument("--results", default=str(common.DEFAULT_RESULTS))
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: usable cores)")
+    args = parser.parse_args(argv)
+    started, machine = common.now(), common.machine_info()
+    threads = args.threads or common.usable_cores()
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    if args.quick:
+        cases = [("demo C3D w0.25, 8x32x32 (quick)", "c3d", 8, 32, {"width": 0.25}),
+                 ("R(2+1)D-18 w0.125, 8x32x32 (quick)", "r2plus1d_18", 8, 32, {"width": 0.125})]
+        repeats = 2
+    else:
+        cases = [("demo C3D w0.25, 16x64x64", "c3d", 16, 64, {"width": 0.25}),
+                 ("R(2+1)D-18, 16x112x112", "r2plus1d_18", 16, 112, {})]
+        repeats = 15
+    results = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench_infer_") as tmp:
+            for label, model, frames, size, extra in cases:
+                print(f"{label} ...", flush=True)
+                results.append(bench_model(Path(tmp), label, model, frames, size, repeats, threads, **extra))
+    finally:
+        torch.set_num_threads(old_threads)
+
+    headers = ["model", "runtime", "ms / clip (median)", "x PyTorch speed", "spread", "file MB"]
+    rows = []
+    for r in results:
+        base = r["timings"]["PyTorch fp32"].median
+        for name, t in r["timings"].items():
+            rows.append([r["label"], name, common.fmt_ms(t.median), f"{base / t.median:.2f}", f"{t.spread:.0%}",
+                         f"{r['sizes'][name] / 1e6:.2f}"])
+    common.print_table("Inference latency, batch 1, CPU", headers, rows)
+    notes = common.Notes()
+    for r in results:
+        notes.add(f"{r['label']}: max |ONNX fp32 - PyTorch| logit difference {r['onnx_diff']:.1e} (batch 1 and 3); "
+                  f"int8 {r['int8_diff']:.1e} on one random clip, same top class: {'yes' if r['int8_agree'] else 'no'}")
+    notes.add(f"{threads} intra-op thread(s) for PyTorch and ONNX Runtime alike; {repeats} timed rounds per variant, "
+              "interleaved; model forward only (decoding and preprocessing excluded); random weights")
+    notes.add("int8 = onnxruntime.quantization.quantize_dynamic (int8 weights, activations quantised per call: "
+              "ConvInteger / MatMulInteger); accuracy effect on a trained model: see docs/deploy.md")
+    body = common.section_preamble(
+        common.command_line(argv, __file__),
+        common.library_versions(["torch", "onnx", "onnxruntime", "onnxscript", "numpy"]),
+        started=started, machine=machine,
+    ) + "\n" + common.markdown_table(headers, rows, "llrrrr") + "\n" + notes.markdown()
+    print(notes.markdown())
+    if not args.no_write:
+        common.write_section(args.results, SECTION, body)
+        print(f"wrote section '{SECTION}' of {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
