@@ -29,16 +29,23 @@ def common():
     return _load("_common")
 
 
-def test_bench_decode_quick_writes_its_section(tmp_path, capsys):
-    bench = _load("bench_decode")
-    results = tmp_path / "RESULTS.md"
-    results.write_text("# Benchmark results\n\n## Other (other.py)\n\nkeep me\n", encoding="utf-8")
+OTHER_SECTION = "## Other (other.py)\n\nkeep me\n"
 
-    rc = bench.main(["--quick", "--results", str(results), "--work", str(tmp_path / "work")])
 
-    assert rc == 0
+def run_quick(name: str, results, *args: str):
+    """Run `benchmarks/<name>.py --quick` into a RESULTS.md that already holds another section;
+    check it succeeded and left that section alone. Returns (module, RESULTS.md text)."""
+    bench = _load(name)
+    results.write_text("# Benchmark results\n\n" + OTHER_SECTION, encoding="utf-8")
+    assert bench.main(["--quick", "--results", str(results), *args]) == 0
     text = results.read_text(encoding="utf-8")
-    assert "## Other (other.py)\n\nkeep me\n" in text  # other sections untouched
+    assert OTHER_SECTION in text  # other sections untouched
+    return bench, text
+
+
+def test_bench_decode_quick_writes_its_section(tmp_path, capsys):
+    results = tmp_path / "RESULTS.md"
+    bench, text = run_quick("bench_decode", results, "--work", str(tmp_path / "work"))
     assert text.count("## Decoding (bench_decode.py)") == 1
     section = text.split("## Decoding (bench_decode.py)", 1)[1]
     assert "- Command: `python benchmarks/bench_decode.py --quick" in section
@@ -88,27 +95,15 @@ def test_measure_interleaved_rotates_the_order(common):
 
 
 def test_bench_train_quick_writes_its_section(tmp_path, capsys):
-    bench = _load("bench_train")
-    results = tmp_path / "RESULTS.md"
-    results.write_text("# Benchmark results\n\n## Other (other.py)\n\nkeep me\n", encoding="utf-8")
-    assert bench.main(["--quick", "--results", str(results)]) == 0
-    text = results.read_text(encoding="utf-8")
-    assert "## Other (other.py)\n\nkeep me" in text
+    _, text = run_quick("bench_train", tmp_path / "RESULTS.md")
     assert "## Training loop (bench_train.py)" in text and "vidlens / plain" in text
     assert "Per-epoch speed-up" in text
 
 
 def test_bench_shots_quick_writes_its_section(tmp_path, capsys):
     pytest.importorskip("scenedetect")
-    bench = _load("bench_shots")
     results = tmp_path / "RESULTS.md"
-    results.write_text("# Benchmark results\n\n## Other (other.py)\n\nkeep me\n", encoding="utf-8")
-
-    rc = bench.main(["--quick", "--results", str(results), "--work", str(tmp_path / "work")])
-
-    assert rc == 0
-    text = results.read_text(encoding="utf-8")
-    assert "## Other (other.py)\n\nkeep me\n" in text  # other sections untouched
+    bench, text = run_quick("bench_shots", results, "--work", str(tmp_path / "work"))
     assert text.count("## Shot detection (bench_shots.py)") == 1
     section = text.split("## Shot detection (bench_shots.py)", 1)[1]
     assert "- Command: `python benchmarks/bench_shots.py --quick" in section
@@ -131,15 +126,7 @@ def test_bench_shots_quick_writes_its_section(tmp_path, capsys):
 
 
 def test_bench_emotion_quick_writes_its_section(tmp_path, capsys):
-    bench = _load("bench_emotion")
-    results = tmp_path / "RESULTS.md"
-    results.write_text("# Benchmark results\n\n## Other (other.py)\n\nkeep me\n", encoding="utf-8")
-
-    rc = bench.main(["--quick", "--results", str(results)])
-
-    assert rc == 0
-    text = results.read_text(encoding="utf-8")
-    assert "## Other (other.py)\n\nkeep me\n" in text
+    _, text = run_quick("bench_emotion", tmp_path / "RESULTS.md")
     section = text.split("## Emotion pipeline (bench_emotion.py)", 1)[1]
     assert "- Command: `python benchmarks/bench_emotion.py --quick" in section
     for name in ("carphone_pristine.mp4", "bigbuckbunny.mp4", "astronaut_720p.mp4"):
@@ -151,12 +138,7 @@ def test_bench_emotion_quick_writes_its_section(tmp_path, capsys):
 
 def test_bench_infer_quick_writes_its_section(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    bench = _load("bench_infer")
-    results = tmp_path / "RESULTS.md"
-    results.write_text("# Benchmark results\n\n## Other (other.py)\n\nkeep me\n", encoding="utf-8")
-    assert bench.main(["--quick", "--results", str(results), "--threads", "1"]) == 0
-    text = results.read_text(encoding="utf-8")
-    assert "## Other (other.py)\n\nkeep me" in text
+    _, text = run_quick("bench_infer", tmp_path / "RESULTS.md", "--threads", "1")
     section = text.split("## Inference (bench_infer.py)", 1)[1]
     assert "- Command: `python benchmarks/bench_infer.py --quick" in section and "onnxruntime " in section
     for runtime in ("PyTorch fp32", "ONNX Runtime fp32", "ONNX Runtime int8"):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from typer.core import TyperGroup
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -30,6 +31,24 @@ class CliState:
 
 
 STATE = CliState()
+
+
+class VideoDefaultGroup(TyperGroup):
+    """A typer group whose unknown first argument (not a subcommand, not an option: a video path)
+    goes to its `video` subcommand, so `vidlens GROUP VIDEO ...` means `vidlens GROUP video VIDEO ...`."""
+
+    default_command = "video"
+
+    def _with_default(self, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-") and self.default_command in self.commands:
+            return [self.default_command, *args]
+        return args
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self._with_default(list(args)))
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        return super().resolve_command(ctx, self._with_default(list(args)))
 
 
 def progress_enabled() -> bool:

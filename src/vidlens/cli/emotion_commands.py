@@ -5,28 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from typer.core import TyperGroup
 
-from vidlens.cli.common import console, make_progress, progress_enabled, stage_progress
-
-
-class EmotionGroup(TyperGroup):
-    """An unknown first argument (a video path) goes to the `video` subcommand."""
-
-    def _with_default(self, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
-            return ["video", *args]
-        return args
-
-    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
-        return super().parse_args(ctx, self._with_default(list(args)))
-
-    def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
-        return super().resolve_command(ctx, self._with_default(list(args)))
-
+from vidlens.cli.common import VideoDefaultGroup, console, make_progress, progress_enabled, stage_progress
 
 emotion_app = typer.Typer(
-    cls=EmotionGroup,
+    cls=VideoDefaultGroup,
     help="Emotion and sentiment of people in video: `vidlens emotion VIDEO --out DIR`; `train-faces` fine-tunes the expression model.",
     no_args_is_help=True,
 )

@@ -12,30 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
 
-from vidlens.cli.common import console, make_progress
-
-
-class SummarizeGroup(TyperGroup):
-    """A typer group whose unknown first argument (not a subcommand, not an option) goes to `video`."""
-
-    default_command = "video"
-
-    def _with_default(self, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-") and self.default_command in self.commands:
-            return [self.default_command, *args]
-        return args
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, self._with_default(list(args)))
-
-    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
-        return super().resolve_command(ctx, self._with_default(list(args)))
-
+from vidlens.cli.common import VideoDefaultGroup, console, make_progress
 
 summarize_app = typer.Typer(
-    cls=SummarizeGroup,
+    cls=VideoDefaultGroup,
     help="Video summarization: `vidlens summarize VIDEO --out DIR` cuts a short summary of a file; "
          "`eval` and `train` run DSN / supervised / baseline methods on SumMe/TVSum HDF5 files (or train a DSN on a folder of videos).",
     no_args_is_help=True,

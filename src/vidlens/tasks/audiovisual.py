@@ -30,6 +30,7 @@ class AVSpec:
     video_args: dict[str, Any] = field(default_factory=lambda: {"encoder": "small_cnn"})  # its builder's arguments
     video_width: float = 0.5  # the video model's width
     audio_width: float = 0.5  # AudioCNN width
+    audio_dropout: float = 0.2  # AudioCNN dropout before its classifier
     num_frames: int = 8  # frames per clip, spread over it
     size: int = 48  # frame side, pixels
     n_mels: int = 64
@@ -56,7 +57,7 @@ def build_av_model(spec: AVSpec, num_classes: int) -> nn.Module:
         return build_model(spec.video_model, num_classes, width=spec.video_width, dropout=0.2, **spec.video_args)
 
     def audio() -> nn.Module:
-        return build_audio_cnn(num_classes, width=spec.audio_width, dropout=0.2)
+        return build_audio_cnn(num_classes, width=spec.audio_width, dropout=spec.audio_dropout)
 
     if spec.fusion == "video":
         return video()

@@ -43,6 +43,18 @@ class FrameFeatures:
         return int(self.features.shape[0])
 
 
+def centred_unit_rows(features: np.ndarray) -> np.ndarray:
+    """`(N,D)` -> `(N,D)` float32: minus the video's mean row, then unit L2 norm per row.
+
+    Raw CNN embeddings are all non-negative, so any two frames look alike to cosine similarity
+    (and to the DSN reward); centring on the video's own mean restores the contrast between views.
+    Keyframes' diversity test and DSN on video files both use this.
+    """
+    x = np.asarray(features, dtype=np.float32)
+    x = x - x.mean(axis=0, keepdims=True)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)
+
+
 class _Embedder:
     """Turns a list of `uint8 (H,W,3)` RGB frames into `(n,D) float32` rows."""
 

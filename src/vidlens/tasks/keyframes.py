@@ -23,7 +23,7 @@ from sklearn.cluster import KMeans
 from vidlens.errors import ConfigError
 from vidlens.io import probe, read_clip
 from vidlens.report.contact_sheet import contact_sheet, timecode
-from vidlens.tasks.frame_features import FEATURE_KINDS, FrameFeatures, sample_frame_features
+from vidlens.tasks.frame_features import FEATURE_KINDS, FrameFeatures, centred_unit_rows, sample_frame_features
 
 
 class Span(Protocol):
@@ -86,7 +86,7 @@ def choose_keyframes(features: FrameFeatures, shots: Sequence[Span], config: Key
     config = config or KeyframeConfig()
     if len(features) == 0:
         return []
-    unit = _normalise(features.features)
+    unit = centred_unit_rows(features.features)
     margin = int(round(config.edge_margin_s * features.fps))
     chosen: list[Keyframe] = []
     chosen_vectors: list[np.ndarray] = []
@@ -106,13 +106,6 @@ def choose_keyframes(features: FrameFeatures, shots: Sequence[Span], config: Key
         chosen.append(Keyframe(0, int(features.frames[row]), float(features.frame_times_s[row]), len(features)))
     chosen.sort(key=lambda kf: kf.frame)
     return chosen
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    """Centre on the video's mean embedding, then unit length: cosine similarity then separates views
-    (raw CNN features are all non-negative, so any two frames look alike)."""
-    x = x.astype(np.float32) - x.mean(axis=0, keepdims=True)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)
 
 
 def _rows_in(frames: np.ndarray, start: int, end: int, margin: int) -> np.ndarray:

@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 
 from vidlens.tasks.base import StepOutput
 from vidlens.tasks.classify import ClassificationTask

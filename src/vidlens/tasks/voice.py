@@ -2,9 +2,9 @@
 
 Training (`train_voice_model`): the `AudioCNN` of `vidlens.models.audio` on the audio of labelled
 clips listed in a `manifest.csv` folder (the synthetic audio-visual set's layout,
-`vidlens data synth audiovisual`, or your own), with the engine's `fit()` through
-`MultimodalTask(inputs="audio")`. The checkpoint (DESIGN format, `model = "audio_cnn"`) carries its
-labels and the log-mel settings.
+`vidlens data synth audiovisual`, or your own): the audio-only mode of `vidlens.tasks.audiovisual`
+(`AVSpec(fusion="audio")`), so the checkpoint (`model = "av_fusion"`) carries its labels and the
+log-mel settings.
 
 Inference (`voice_emotion_per_second`): each whole second of the track in which voice activity
 covers at least `min_voice` of the time is classified. A model whose labels are emotions is used
@@ -15,32 +15,25 @@ emotions as negative -> sad, neutral -> neutral, positive -> happy, so it can be
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from vidlens.engine.checkpoint import load_checkpoint
 from vidlens.errors import CheckpointError
 
+VOICE_RATE = 16000  # Hz: what `AudioVisualDataset` decodes audio at
 SENTIMENT_TO_EMOTION = {"negative": "sad", "neutral": "neutral", "positive": "happy"}
 
 
 def load_voice_model(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, list[str], dict[str, Any]]:
     """`(AudioCNN in eval mode, labels, preprocess)` from a `train_voice_model` checkpoint (weights_only load)."""
-    from vidlens.models.audio import build_audio_cnn
+    from vidlens.tasks.audiovisual import load_av_model
 
-    ckpt = load_checkpoint(path)
-    if ckpt.get("model") != "audio_cnn":
-        raise CheckpointError(path, f"not a voice model (model {ckpt.get('model')!r}); train one with vidlens emotion train-voice")
-    labels = list(ckpt["labels"])
-    model = build_audio_cnn(len(labels), **ckpt["model_args"])
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise CheckpointError(path, f"weights do not fit the audio CNN ({str(exc).splitlines()[0]})") from None
-    return model.eval(), labels, dict(ckpt["preprocess"])
+    model, labels, spec = load_av_model(path)
+    if spec.fusion != "audio":
+        raise CheckpointError(path, f"not a voice model (a {spec.fusion} audio-visual model); train one with vidlens emotion train-voice")
+    return model, labels, {"sample_rate": VOICE_RATE, "n_mels": spec.n_mels, "window_s": spec.seconds}
 
 
 def voice_emotion_per_second(
@@ -91,20 +84,10 @@ def _columns(model_labels: list[str], labels: list[str], checkpoint: str | os.Pa
 def train_voice_model(root: str | os.PathLike[str], run_dir: str | os.PathLike[str], cfg: Any = None, *,
                       width: float = 0.5, n_mels: int = 64, progress: bool | None = None) -> Any:
     """Train the audio CNN on `root/manifest.csv` (splits `train`, and `val` or `test` for validation)."""
-    from vidlens.data.multimodal import AudioVisualDataset
     from vidlens.engine.config import TrainConfig
-    from vidlens.engine.fit import fit
-    from vidlens.models.audio import build_audio_cnn
-    from vidlens.tasks.multimodal import MultimodalTask
+    from vidlens.tasks.audiovisual import AVSpec, train_av
 
-    cfg = cfg or TrainConfig(epochs=10, batch_size=16, lr=1e-2, optimizer="adamw")
-    common = dict(num_frames=1, size=16, n_mels=n_mels, seconds=1.0, preload=True)
-    train_set = AudioVisualDataset(root, "train", **common)
-    val_split = next((s for s in ("val", "test") if len(AudioVisualDataset(root, s, num_frames=1, size=16))), None)
-    val_set = AudioVisualDataset(root, val_split, **common) if val_split else None
-    labels = train_set.labels
-    model = build_audio_cnn(len(labels), width=width)
-    task = MultimodalTask(model=model, labels=labels, inputs="audio", model_name="audio_cnn",
-                          model_args={"width": width},
-                          preprocess={"sample_rate": 16000, "n_mels": n_mels, "window_s": 1.0, "log": "db"})
-    return fit(task, train_set, val_set, cfg, Path(run_dir), progress=progress)
+    # One tiny frame per clip: the audio-only model never looks at it.
+    spec = AVSpec(fusion="audio", audio_width=width, audio_dropout=0.3, n_mels=n_mels, num_frames=1, size=16)
+    return train_av(root, run_dir, spec, cfg or TrainConfig(epochs=10, batch_size=16, lr=1e-2, optimizer="adamw"),
+                    progress=progress)

@@ -99,6 +99,21 @@ def write_jsonl(path: Path, records: Sequence[dict]) -> None:
             f.write(json.dumps(record) + "\n")
 
 
+def clip_path(class_name: str, index: int) -> str:
+    """Where clip `index` of `class_name` goes, relative to a clip set's root."""
+    return f"{class_name}/{class_name}_{index:04d}.mp4"
+
+
+def check_clip_set(num_per_class: int, num_frames: int, fps: float) -> None:
+    """The arguments every synthetic clip set validates the same way (ConfigError with the reason)."""
+    if num_per_class < 1:
+        raise ConfigError(None, f"num_per_class must be at least 1, got {num_per_class}")
+    if num_frames < 2:
+        raise ConfigError(None, f"num_frames must be at least 2, got {num_frames}")
+    if fps <= 0:
+        raise ConfigError(None, f"fps must be positive, got {fps}")
+
+
 class ManifestPaths:
     """`manifest` and `ground_truth` of a synthetic set's info (a dataclass with `root`)."""
 

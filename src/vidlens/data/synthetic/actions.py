@@ -36,7 +36,16 @@ import numpy as np
 
 from vidlens.data.parallel import Progress, run_jobs
 from vidlens.data.synthetic import render
-from vidlens.data.synthetic._common import GENERATOR, ManifestPaths, as_hw, even_hw, prepare_out_dir, write_clip_index
+from vidlens.data.synthetic._common import (
+    GENERATOR,
+    ManifestPaths,
+    as_hw,
+    check_clip_set,
+    clip_path,
+    even_hw,
+    prepare_out_dir,
+    write_clip_index,
+)
 from vidlens.errors import ConfigError
 
 ACTION_CLASSES: tuple[str, ...] = (
@@ -238,11 +247,6 @@ def render_action_audio(class_name: str, rng: np.random.Generator, seconds: floa
     return np.clip(samples, -1, 1).astype(np.float32)[None], info
 
 
-def clip_path(class_name: str, index: int) -> str:
-    """Where clip `index` of `class_name` goes, relative to the dataset root."""
-    return f"{class_name}/{class_name}_{index:04d}.mp4"
-
-
 def _write_clip(job: dict) -> dict:
     """Worker: render, encode and describe one clip (runs in a child process)."""
     from vidlens.io import VideoWriter
@@ -294,12 +298,7 @@ def make_action_dataset(
     unknown = [c for c in classes if c not in ALL_ACTION_CLASSES]
     if unknown or not classes:
         raise ConfigError(None, f"unknown action classes {unknown}; expected a subset of {list(ALL_ACTION_CLASSES)}")
-    if num_per_class < 1:
-        raise ConfigError(None, f"num_per_class must be at least 1, got {num_per_class}")
-    if num_frames < 2:
-        raise ConfigError(None, f"num_frames must be at least 2, got {num_frames}")
-    if fps <= 0:
-        raise ConfigError(None, f"fps must be positive, got {fps}")
+    check_clip_set(num_per_class, num_frames, fps)
     hw = even_hw(size)
     root = prepare_out_dir(out_dir, "actions", overwrite)
     jobs = [

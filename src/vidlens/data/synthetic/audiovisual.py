@@ -37,7 +37,16 @@ import numpy as np
 
 from vidlens.data.parallel import Progress, run_jobs
 from vidlens.data.synthetic import render
-from vidlens.data.synthetic._common import GENERATOR, ManifestPaths, as_hw, even_hw, prepare_out_dir, write_clip_index
+from vidlens.data.synthetic._common import (
+    GENERATOR,
+    ManifestPaths,
+    as_hw,
+    check_clip_set,
+    clip_path,
+    even_hw,
+    prepare_out_dir,
+    write_clip_index,
+)
 from vidlens.errors import ConfigError
 
 AV_CLASSES: tuple[str, ...] = ("negative", "neutral", "positive")
@@ -168,10 +177,6 @@ def clip_cues(label: str, signal: str, rng: np.random.Generator, split_other: st
     return video, audio, carrier
 
 
-def clip_path(class_name: str, index: int) -> str:
-    return f"{class_name}/{class_name}_{index:04d}.mp4"
-
-
 def _write_clip(job: dict) -> dict:
     """Worker: draw cues, render, encode and describe one clip."""
     from vidlens.io import VideoWriter
@@ -218,12 +223,7 @@ def make_audiovisual_dataset(
     (`path,label,split`, seeded stratified split) and `dataset.json`. Clips last `num_frames / fps` s.
     """
     t0 = time.perf_counter()
-    if num_per_class < 1:
-        raise ConfigError(None, f"num_per_class must be at least 1, got {num_per_class}")
-    if num_frames < 2:
-        raise ConfigError(None, f"num_frames must be at least 2, got {num_frames}")
-    if fps <= 0:
-        raise ConfigError(None, f"fps must be positive, got {fps}")
+    check_clip_set(num_per_class, num_frames, fps)
     if visual_noise < 0 or audio_noise < 0:
         raise ConfigError(None, "visual_noise and audio_noise must be >= 0")
     clip_cues(AV_CLASSES[0], signal, np.random.default_rng(0), split_other)  # validates signal / split_other

@@ -106,15 +106,15 @@ class EmotionResult:
 
 def second_rows(times: np.ndarray, probs: np.ndarray, labels: list[str], duration_s: float) -> list[dict[str, Any]]:
     """Average `probs (n,K)` observed at `times (n,)` per whole second; seconds without data are left out."""
-    rows = []
     if len(times) == 0:
-        return rows
+        return []
     bins = np.floor(np.asarray(times) + 1e-9).astype(int)
-    for second in range(int(math.ceil(max(duration_s, 1e-9)))):
-        inside = bins == second
-        if inside.any():
-            rows.append(_row(second, probs[inside].mean(axis=0), labels, int(inside.sum())))
-    return rows
+    seconds, inverse, counts = np.unique(bins, return_inverse=True, return_counts=True)
+    sums = np.zeros((len(seconds), np.asarray(probs).shape[1]), dtype=np.float64)
+    np.add.at(sums, inverse, probs)  # one pass over the observations, however long the video
+    last = int(math.ceil(max(duration_s, 1e-9)))
+    return [_row(int(second), sums[i] / counts[i], labels, int(counts[i]))
+            for i, second in enumerate(seconds) if 0 <= second < last]
 
 
 def _row(second: int, p: np.ndarray, labels: list[str], count: int) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from vidlens.errors import ConfigError
 from vidlens.io import VideoInfo, VideoWriter, iter_frames, probe, read_audio
-from vidlens.tasks.frame_features import FEATURE_KINDS, FrameFeatures, sample_frame_features
+from vidlens.tasks.frame_features import FEATURE_KINDS, FrameFeatures, centred_unit_rows, sample_frame_features
 
 SCORERS = ("dsn", "kmeans", "uniform", "model")
 
@@ -118,10 +118,14 @@ def split_into_segments(shots: list[Any], fps: float, max_segment_s: float) -> l
     return out
 
 
-def frame_importance(features: FrameFeatures, config: SummaryConfig) -> np.ndarray:
-    """Importance `(N,)` in [0, 1] of each sampled frame, by `config.method`."""
+def frame_importance(features: FrameFeatures, config: SummaryConfig,
+                     trained: tuple[Any, dict[str, Any]] | None = None) -> np.ndarray:
+    """Importance `(N,)` in [0, 1] of each sampled frame, by `config.method`.
+
+    `trained`: `(model, checkpoint)` from `load_video_summarizer` for method "model" (loaded here if None).
+    """
     from vidlens.tasks.summarize import baselines, dsn
-    from vidlens.tasks.summarize.videos import prepare_features, video_dsn_config
+    from vidlens.tasks.summarize.videos import video_dsn_config
 
     x = features.features
     if len(x) == 0:
@@ -131,9 +135,10 @@ def frame_importance(features: FrameFeatures, config: SummaryConfig) -> np.ndarr
     elif config.method == "kmeans":
         scores = baselines.kmeans_scores(x, seed=config.seed)
     elif config.method == "model":
-        scores = _model_scores(config.model, x)
+        assert config.model is not None
+        scores = _model_scores(*(trained or load_video_summarizer(config.model)), x, config.model)
     else:  # one video, no corpus: a DSN trained on this video alone (see `videos.py` for the settings)
-        prepared = prepare_features(x)
+        prepared = centred_unit_rows(x)
         model, _ = dsn.train_dsn([prepared], video_dsn_config(config.dsn_epochs, config.seed))
         scores = dsn.dsn_scores(model, prepared)
     scores = np.asarray(scores, dtype=np.float32)
@@ -141,29 +146,28 @@ def frame_importance(features: FrameFeatures, config: SummaryConfig) -> np.ndarr
     return (scores - low) / (high - low) if high > low else np.full_like(scores, 0.5)
 
 
-def model_preprocess(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """What frame features a trained summarizer expects (`features`, `fps`), from its checkpoint."""
-    from vidlens.engine.checkpoint import load_checkpoint
+def load_video_summarizer(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
+    """`(model, checkpoint)` of a summarizer trained on video-file features; its `preprocess` says which
+    features (`features`, `fps`, `normalise`) it expects. H5-trained models are refused with the way out."""
+    from vidlens.tasks.summarize.checkpoint import load_summarizer
 
-    pre = dict(load_checkpoint(path).get("preprocess") or {})
+    model, ckpt = load_summarizer(path)
+    pre = ckpt.get("preprocess") or {}
     if pre.get("features") not in FEATURE_KINDS:
         raise ConfigError(path, f"this model was trained on {pre.get('features', 'unknown')} features, which vidlens "
                                 "cannot compute from a video; train one on videos: vidlens summarize train --videos DIR")
-    return pre
+    return model, ckpt
 
 
-def _model_scores(path: str | os.PathLike[str] | None, x: np.ndarray) -> np.ndarray:
-    from vidlens.tasks.summarize.checkpoint import load_summarizer
+def _model_scores(model: Any, ckpt: dict[str, Any], x: np.ndarray, path: str | os.PathLike[str]) -> np.ndarray:
     from vidlens.tasks.summarize.dsn import DSN, dsn_scores
     from vidlens.tasks.summarize.supervised import predict_scores
-    from vidlens.tasks.summarize.videos import NORMALISATION, prepare_features
+    from vidlens.tasks.summarize.videos import NORMALISATION
 
-    assert path is not None
-    model, ckpt = load_summarizer(path)
     if getattr(model, "in_dim", x.shape[1]) != x.shape[1]:
         raise ConfigError(path, f"the model takes {model.in_dim}-d features, the video gave {x.shape[1]}-d")
     if (ckpt.get("preprocess") or {}).get("normalise") == NORMALISATION:
-        x = prepare_features(x)
+        x = centred_unit_rows(x)
     return dsn_scores(model, x) if isinstance(model, DSN) else predict_scores(model, x)
 
 
@@ -242,9 +246,11 @@ def summarize_video(
 
     config = config or SummaryConfig()
     info = probe(video)  # unreadable input fails here, with the reason
+    trained = None
     if config.method == "model":  # the features the model was trained on, from its checkpoint
         assert config.model is not None
-        pre = model_preprocess(config.model)
+        trained = load_video_summarizer(config.model)
+        pre = trained[1]["preprocess"]
         config = replace(config, features=pre["features"], fps=float(pre.get("fps", config.fps)))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -253,7 +259,7 @@ def summarize_video(
     features = sample_frame_features(video, fps=config.fps, kind=config.features,
                                      progress=(lambda t: progress("features", t)) if progress else None)
     segments = split_into_segments(shots.scenes, fps, config.max_segment_s)
-    scores = frame_importance(features, config)
+    scores = frame_importance(features, config, trained)
     score_segments(segments, features, scores)
     select_segments(segments, info.num_frames, config.ratio)
     result = SummaryResult(str(video), info, segments, features, scores, len(shots.scenes), config)

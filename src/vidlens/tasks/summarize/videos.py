@@ -20,19 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from vidlens.errors import VidlensError
-from vidlens.tasks.frame_features import sample_frame_features
+from vidlens.tasks.frame_features import centred_unit_rows, sample_frame_features
 from vidlens.tasks.summarize.dsn import DSN, DSNConfig, train_dsn
 
 log = logging.getLogger(__name__)
 
 NORMALISATION = "center_l2"
-
-
-def prepare_features(features: np.ndarray) -> np.ndarray:
-    """`(N,D)` -> `(N,D)` float32: minus the video's mean row, then unit L2 norm per row."""
-    x = np.asarray(features, dtype=np.float32)
-    x = x - x.mean(axis=0, keepdims=True)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)
 
 
 def video_dsn_config(epochs: int = 100, seed: int = 0) -> DSNConfig:
@@ -64,7 +57,7 @@ def train_dsn_on_videos(
             skipped.append((str(video), exc.reason))
             continue
         if len(feats) >= 2:
-            sequences.append(prepare_features(feats.features))
+            sequences.append(centred_unit_rows(feats.features))
         else:
             skipped.append((str(video), "fewer than 2 sampled frames"))
         if progress is not None:
