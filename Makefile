@@ -31,13 +31,20 @@ $(BASE_STAMP): pyproject.toml Makefile | $(BIN)/python
 # overwrite our opencv-python-headless: it goes in without dependencies (they are in [test]).
 SCENEDETECT := scenedetect==0.7.2
 
+# The web page's end-to-end test drives Debian's Chromium through its chromedriver (no browser download).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CHROMIUM_PKGS := chromium chromium-driver
+
 $(TEST_STAMP): $(BASE_STAMP)
-	$(PIP) install -q -e ".[test,export]"
+	$(PIP) install -q -e ".[test,export,serve]"
 	$(PIP) install -q --no-deps $(SCENEDETECT)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CHROMIUM_PKGS) >/dev/null || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CHROMIUM_PKGS) >/dev/null; }
 	touch $@
 
 $(BENCH_STAMP): $(TEST_STAMP)
-	$(PIP) install -q -e ".[test,export,bench]"
+	$(PIP) install -q -e ".[test,export,serve,bench]"
 	touch $@
 
 setup: $(TEST_STAMP)
@@ -55,6 +62,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_shots.py
 	$(BIN)/python benchmarks/bench_emotion.py
 	$(BIN)/python benchmarks/bench_infer.py
+	$(BIN)/python benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

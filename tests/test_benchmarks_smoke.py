@@ -144,3 +144,14 @@ def test_bench_infer_quick_writes_its_section(tmp_path, capsys):
     for runtime in ("PyTorch fp32", "ONNX Runtime fp32", "ONNX Runtime int8"):
         assert section.count(f"| {runtime}") == 2  # both models
     assert "x PyTorch speed" in section and "max |ONNX fp32 - PyTorch|" in section
+
+
+def test_bench_serve_quick_writes_its_section(tmp_path, capsys):
+    pytest.importorskip("fastapi")
+    _, text = run_quick("bench_serve", tmp_path / "RESULTS.md")
+    section = text.split("## HTTP service (bench_serve.py)", 1)[1]
+    assert "- Command: `python benchmarks/bench_serve.py --quick" in section and "fastapi " in section
+    assert "| PyTorch | in-process predict (baseline)" in section and "| PyTorch | vidlens serve, 3 clients" in section
+    served = next(line for line in section.splitlines() if "vidlens serve" in line)
+    assert served.split("|")[-2].strip() == "0"  # no failed job, no failed health check
+    assert "end-to-end p50/p90/p99" in section

@@ -391,3 +391,15 @@ def test_validation_is_carved_from_ucf101_training_lists_by_whole_groups():
     plain = DatasetSpec(records_by_split={"train": [VideoRecord(f"x{i}.mp4", i % 2) for i in range(20)]}, labels=["a", "b"])
     val = carve_validation(plain, 0.2, seed=0).records_by_split["val"]
     assert sorted(r.label for r in val) == [0, 0, 1, 1]
+
+
+def test_the_same_seed_gives_the_same_weights_whatever_the_callers_rng(actions, tmp_path):
+    """The initial weights come from the run's seed, not from whatever torch's RNG held before."""
+    weights = []
+    for run in range(2):
+        torch.manual_seed(1000 + run)
+        cfg = RecognitionConfig(out=str(tmp_path / f"run{run}"), data=DataConfig(root=str(actions), val_frac=0.0),
+                                clip=clip_config(), model=ModelConfig(name="c3d", args={"width": 0.25}),
+                                train=train_config(epochs=1))
+        weights.append(load_checkpoint(train_recognizer(cfg, progress=False).run_dir / "last.pt")["state_dict"])
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -20,6 +20,7 @@ from vidlens.cli.io_commands import register as register_io
 from vidlens.cli.keyframes_command import register as register_keyframes
 from vidlens.cli.models_command import register as register_models
 from vidlens.cli.recognition_commands import register as register_recognition
+from vidlens.cli.serve_command import register as register_serve
 from vidlens.cli.shots_command import register as register_shots
 from vidlens.cli.stream_command import register as register_stream
 from vidlens.cli.summarize_commands import summarize_app
@@ -61,6 +62,7 @@ register_keyframes(app)
 register_emotion(app)
 register_export(app)
 register_stream(app)
+register_serve(app)
 app.add_typer(data_app, name="data")
 register_summarize_video(summarize_app)
 app.add_typer(summarize_app, name="summarize")

@@ -72,6 +72,7 @@ def train_av(root: str | os.PathLike[str], run_dir: str | os.PathLike[str], spec
     from vidlens.data.multimodal import AudioVisualDataset
     from vidlens.engine.config import TrainConfig
     from vidlens.engine.fit import fit
+    from vidlens.engine.state import seed_everything
     from vidlens.tasks.multimodal import MultimodalTask
 
     cfg = cfg or TrainConfig(epochs=14, batch_size=16, lr=1e-2, weight_decay=1e-4)
@@ -79,6 +80,7 @@ def train_av(root: str | os.PathLike[str], run_dir: str | os.PathLike[str], spec
     train_set = AudioVisualDataset(root, "train", **common)
     val_split = next((s for s in ("val", "test") if len(AudioVisualDataset(root, s))), None)
     val_set = AudioVisualDataset(root, val_split, **common) if val_split else None
+    seed_everything(cfg.seed)  # the initial weights too: the same seed gives the same run
     task = MultimodalTask(model=build_av_model(spec, len(train_set.labels)), labels=train_set.labels, inputs=spec.inputs,
                           model_name="av_fusion", model_args=asdict(spec),
                           preprocess={"num_frames": spec.num_frames, "size": spec.size, "n_mels": spec.n_mels,

@@ -55,8 +55,11 @@ def centred_unit_rows(features: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)
 
 
-class _Embedder:
-    """Turns a list of `uint8 (H,W,3)` RGB frames into `(n,D) float32` rows."""
+class FrameEmbedder:
+    """Turns a list of `uint8 (H,W,3)` RGB frames into `(n,D) float32` rows.
+
+    Build one and pass it to `sample_frame_features(embedder=...)` to load the network once for many videos.
+    """
 
     def __init__(self, kind: str, weights_file: str | os.PathLike[str] | None = None) -> None:
         self.kind = kind
@@ -84,20 +87,22 @@ def sample_frame_features(
     batch: int = 32,
     weights_file: str | os.PathLike[str] | None = None,
     progress: Callable[[float], None] | None = None,
+    embedder: FrameEmbedder | None = None,
 ) -> FrameFeatures:
     """Embed the frames on screen every `1/fps` seconds; `progress(seconds_done)` is called per batch.
 
     `kind`: "mobilenet_v2" (1280-d ImageNet features of the frame resized to `size` on its
     shorter side) or "hsv" (the colour histogram of `vidlens.features`, no network).
     Raises `VideoDecodeError` for unreadable files, `CheckpointError` naming the file when the
-    MobileNetV2 weights are not installed.
+    MobileNetV2 weights are not installed. `embedder`: one already loaded (its kind wins over `kind`).
     """
     if kind not in FEATURE_KINDS:
         raise ConfigError(None, f"unknown frame features {kind!r}; choose one of {', '.join(FEATURE_KINDS)}")
     if fps <= 0 or size <= 0 or batch <= 0:
         raise ConfigError(None, f"fps, size and batch must be positive (got {fps}, {size}, {batch})")
     info = probe(path)
-    embed = _Embedder(kind, weights_file)
+    embed = embedder or FrameEmbedder(kind, weights_file)
+    kind = embed.kind
     rows: list[np.ndarray] = []
     frames: list[int] = []
     times: list[float] = []

@@ -44,11 +44,15 @@ def voice_emotion_per_second(
     labels: list[str],
     *,
     min_voice: float = 0.3,
+    loaded: tuple[torch.nn.Module, list[str], dict[str, Any]] | None = None,
 ) -> dict[int, np.ndarray]:
-    """`{second: (K,) probabilities over labels}` for seconds of `audio (1,S)` with enough voice in `segments`."""
+    """`{second: (K,) probabilities over labels}` for seconds of `audio (1,S)` with enough voice in `segments`.
+
+    `loaded`: the model already loaded from `checkpoint` (`load_voice_model`), else it loads here.
+    """
     from vidlens.features.audio import log_mel
 
-    model, model_labels, pre = load_voice_model(checkpoint)
+    model, model_labels, pre = loaded or load_voice_model(checkpoint)
     columns = _columns(model_labels, labels, checkpoint)
     rate = int(pre.get("sample_rate", sample_rate))
     if rate != sample_rate:

@@ -22,6 +22,7 @@ from vidlens.data.records import stratified_split
 from vidlens.data.sources import DatasetSpec, load_spec
 from vidlens.engine import evaluate, fit
 from vidlens.engine.config import TrainConfig
+from vidlens.engine.state import seed_everything
 from vidlens.errors import ConfigError, DatasetError
 from vidlens.models import build_model, input_normalization, resolved_args
 from vidlens.report.classification import per_class_table, plot_confusion_matrix, write_per_class_csv
@@ -114,6 +115,7 @@ def train_recognizer(cfg: RecognitionConfig, *, resume: bool = False, progress: 
     datasets = build_datasets(spec=spec, sampler=sampler, transform=transform, decode_size=decode_size,
                               seed=cfg.train.seed, exclude=cfg.data.exclude, cache=cfg.data.cache,
                               multi_label=multi_label)
+    seed_everything(cfg.train.seed)  # the initial weights too: the same seed gives the same run
     model = build_model(cfg.model.name, len(spec.labels), **model_args)
     weights = class_weights(datasets["train"].records, len(spec.labels)) if cfg.class_weights else None
     task = ClassificationTask(model, spec.labels, cfg.model.name, model_args, preprocess_fields(sampler, transform, decode_size),

@@ -131,11 +131,17 @@ def analyse_emotions(
     *,
     detector: FaceDetector | None = None,
     progress: Callable[[str, float], None] | None = None,
+    expression: tuple[Any, list[str], dict[str, Any]] | None = None,
+    voice: tuple[Any, list[str], dict[str, Any]] | None = None,
 ) -> EmotionResult:
-    """Run faces (and voice) over `video`; `progress(stage, seconds_done)`. Writes nothing."""
+    """Run faces (and voice) over `video`; `progress(stage, seconds_done)`. Writes nothing.
+
+    `expression` (from `load_expression_model`) and `voice` (from `load_voice_model`) are models
+    already loaded, for a service analysing many videos; by default they load from `config`.
+    """
     config = config or EmotionConfig()
     info = probe(video)  # unreadable input fails here, with the reason
-    model, labels, _ = load_expression_model(config.expression_checkpoint)
+    model, labels, _ = expression or load_expression_model(config.expression_checkpoint)
     if any(label not in VALENCE for label in labels):
         raise ConfigError(config.expression_checkpoint, f"expression labels must be among {', '.join(EMOTIONS)}; got {labels}")
     detector = detector or HaarFaceDetector()
@@ -176,14 +182,15 @@ def analyse_emotions(
     else:
         if progress is not None:
             progress("voice", 0.0)
-        voice_segments, seconds, voice_used = _voice(video, info, labels, seconds, config, notes)
+        voice_segments, seconds, voice_used = _voice(video, info, labels, seconds, config, notes, voice)
     detections = [(i, [d for d in dets if d[0] in kept]) for i, dets in detections]
     return EmotionResult(str(video), info, list(labels), tracks, seconds, track_seconds, voice_segments,
                          bool(tracks), info.has_audio, voice_used, analysed, notes, detections, size, config.fps)
 
 
 def _voice(video, info: VideoInfo, labels: list[str], seconds: list[dict[str, Any]], config: EmotionConfig,
-           notes: list[str]) -> tuple[list[tuple[float, float]], list[dict[str, Any]], bool]:
+           notes: list[str], voice_model: tuple[Any, list[str], dict[str, Any]] | None = None,
+           ) -> tuple[list[tuple[float, float]], list[dict[str, Any]], bool]:
     """Voice activity segments; with a voice model, late fusion into the per-second rows."""
     from vidlens.features.audio import activity_segments, voice_activity
     from vidlens.io import read_audio
@@ -192,13 +199,13 @@ def _voice(video, info: VideoInfo, labels: list[str], seconds: list[dict[str, An
     audio = read_audio(video, sample_rate=rate, mono=True)
     mask = voice_activity(audio, rate)
     segments = activity_segments(mask, rate)
-    if config.voice_model is None:
+    if config.voice_model is None and voice_model is None:
         if segments:
             notes.append("voice activity found; no voice emotion model given (--voice-model), faces only")
         return segments, seconds, False
     from vidlens.tasks.voice import voice_emotion_per_second
 
-    voice = voice_emotion_per_second(config.voice_model, audio, rate, segments, labels)  # {second: (K,) probs}
+    voice = voice_emotion_per_second(config.voice_model, audio, rate, segments, labels, loaded=voice_model)  # {second: (K,) probs}
     if not voice:
         notes.append("no voice activity: faces only")
         return segments, seconds, False

@@ -157,6 +157,9 @@ def train_expression(root: str | os.PathLike[str], run_dir: str | os.PathLike[st
     labels = list(labels) if labels is not None else folder_labels(root, "train")
     train_set = FerFolder(root, "train", labels, augment=augment)
     val_set = FerFolder(root, "test", labels) if (Path(root) / "test").is_dir() else None
+    from vidlens.engine.state import seed_everything
+
+    seed_everything(cfg.seed)  # a new head (or a scratch model) starts from the seed's weights
     task = expression_task(labels, init, weights_file, cfg.label_smoothing)
     skipped = train_set.skipped + (val_set.skipped if val_set is not None else [])
     data = {"root": str(root), "train_images": len(train_set), "test_images": len(val_set) if val_set else 0,

@@ -240,23 +240,33 @@ def summarize_video(
     config: SummaryConfig | None = None,
     *,
     progress: Callable[[str, float], None] | None = None,
+    embedder: Any = None,
+    trained: tuple[Any, dict[str, Any]] | None = None,
 ) -> SummaryResult:
-    """Run the whole pipeline and write its outputs into `out_dir`; `progress(stage, seconds_done)`."""
+    """Run the whole pipeline and write its outputs into `out_dir`; `progress(stage, seconds_done)`.
+
+    `embedder` (a `FrameEmbedder`) and `trained` (from `load_video_summarizer(config.model)`) are
+    models already loaded, for a service that summarizes many videos; by default they load here.
+    """
     from vidlens.tasks.shots import detect_shots
 
     config = config or SummaryConfig()
     info = probe(video)  # unreadable input fails here, with the reason
-    trained = None
-    if config.method == "model":  # the features the model was trained on, from its checkpoint
+    if config.method != "model":
+        trained = None
+    elif trained is None:  # the features the model was trained on, from its checkpoint
         assert config.model is not None
         trained = load_video_summarizer(config.model)
+    if trained is not None:
         pre = trained[1]["preprocess"]
         config = replace(config, features=pre["features"], fps=float(pre.get("fps", config.fps)))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fps = info.fps if info.fps > 0 else 25.0
     shots = detect_shots(video, progress=(lambda n: progress("shots", n / fps)) if progress else None)
-    features = sample_frame_features(video, fps=config.fps, kind=config.features,
+    if embedder is not None and getattr(embedder, "kind", None) != config.features:
+        embedder = None
+    features = sample_frame_features(video, fps=config.fps, kind=config.features, embedder=embedder,
                                      progress=(lambda t: progress("features", t)) if progress else None)
     segments = split_into_segments(shots.scenes, fps, config.max_segment_s)
     scores = frame_importance(features, config, trained)

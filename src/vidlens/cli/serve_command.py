@@ -1,0 +1,56 @@
+"""`vidlens serve`: the HTTP service (FastAPI + uvicorn) over classify, summarize and emotion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vidlens.cli.common import STATE, console
+
+
+def serve_command(
+    checkpoint: Optional[list[Path]] = typer.Option(None, "--checkpoint", help="Classifier checkpoint (.pt or .onnx); repeat for an ensemble. Enables /v1/classify."),
+    summarizer: Optional[Path] = typer.Option(None, help="Summarizer from `vidlens summarize train --videos` (default: DSN per video)."),
+    expression_model: Optional[Path] = typer.Option(None, help="Fine-tuned face expression checkpoint (default: FER2013 weights)."),
+    voice_model: Optional[Path] = typer.Option(None, help="Voice emotion checkpoint (`vidlens emotion train-voice`)."),
+    summarize: bool = typer.Option(True, "--summarize/--no-summarize", help="Offer /v1/summarize."),
+    emotion: bool = typer.Option(True, "--emotion/--no-emotion", help="Offer /v1/emotion."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(0, help="Worker processes (0: one per two CPUs)."),
+    queue_size: int = typer.Option(16, help="Jobs that may wait; more get 429."),
+    max_upload_mb: float = typer.Option(200.0, help="Largest upload accepted (413 above)."),
+    job_timeout: float = typer.Option(600.0, help="Seconds a job may run before it is stopped and failed."),
+    max_jobs: int = typer.Option(200, help="Finished jobs kept with their files; older ones are deleted."),
+    work_dir: Optional[Path] = typer.Option(None, help="Where uploads and artifacts live (a fresh folder inside; removed at exit)."),
+    api_key: Optional[str] = typer.Option(None, envvar="VIDLENS_API_KEY", help="Require this key (X-API-Key header) on every route but /healthz."),
+) -> None:
+    """Serve the tasks over HTTP: upload a video, get a job id, poll it; web page at /, API docs at /docs."""
+    import uvicorn
+
+    from vidlens.serve.app import ServiceRuntime, create_app
+    from vidlens.serve.config import ServeConfig
+
+    config = ServeConfig(
+        checkpoints=[str(p) for p in checkpoint or []], summarizer=str(summarizer) if summarizer else None,
+        expression_model=str(expression_model) if expression_model else None, voice_model=str(voice_model) if voice_model else None,
+        summarize=summarize, emotion=emotion, workers=workers, queue_size=queue_size, max_upload_mb=max_upload_mb,
+        job_timeout_s=job_timeout, max_jobs=max_jobs, work_dir=str(work_dir) if work_dir else None, api_key=api_key or None,
+    )
+    if not config.tasks:
+        from vidlens.errors import ConfigError
+
+        raise ConfigError(None, "nothing to serve: give --checkpoint, or leave summarize or emotion on")
+    with console.status(f"starting {config.num_workers} worker process(es) and loading models"):
+        runtime = ServiceRuntime.start(config)
+    auth = "API key required (X-API-Key)" if config.api_key else "no API key"
+    console.print(f"serving {', '.join(config.tasks)} on http://{host}:{port}  ({config.num_workers} workers x "
+                  f"{config.threads_per_worker} threads, queue {config.queue_size}, {auth}); docs at /docs, page at /")
+    uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning" if STATE.quiet else "info",
+                timeout_graceful_shutdown=10)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_command)

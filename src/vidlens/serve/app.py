@@ -1,0 +1,217 @@
+"""The FastAPI app of `vidlens serve`: upload, check, queue; job status; artifacts; health; a web page.
+
+Routes: `POST /v1/classify|summarize|emotion` (multipart `file` + options) -> 202 with a job id;
+`GET /v1/jobs/{id}`; `GET /v1/jobs/{id}/artifacts/{name}`; `DELETE /v1/jobs/{id}`; `GET /v1/jobs`;
+`GET /v1/info`; `GET /healthz`; `GET /` (web page); `/docs` (OpenAPI). Uploads are checked before a
+job exists: size (413), non-empty (400), `probe()` (415 with the decoder's reason); a full queue is 429.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, File, Form, HTTPException, Query, Security, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.security import APIKeyHeader
+
+from vidlens import __version__
+from vidlens.errors import VideoDecodeError
+from vidlens.io import probe
+from vidlens.serve.config import ServeConfig
+from vidlens.serve.guards import ApiKeyGuard, BodyLimit
+from vidlens.serve.jobs import Job, JobStore
+from vidlens.serve.pool import WorkerPool
+
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and option fields on top of the file itself
+COPY_CHUNK = 1 << 20
+Upload = Annotated[UploadFile, File(description="the video (mp4, avi, mkv, webm, mov, gif, ...)")]
+
+
+@dataclass
+class ServiceRuntime:
+    """What a running server owns: its settings, a private work folder, the jobs and the workers."""
+
+    config: ServeConfig
+    work_dir: Path
+    store: JobStore
+    pool: WorkerPool
+    models: dict[str, Any]
+
+    @classmethod
+    def start(cls, config: ServeConfig) -> ServiceRuntime:
+        """Make the work folder and start the workers (raises `ConfigError` when models cannot load)."""
+        base = Path(config.work_dir) if config.work_dir else None
+        if base is not None:
+            base.mkdir(parents=True, exist_ok=True)
+        work_dir = Path(tempfile.mkdtemp(prefix="vidlens-serve-", dir=base))
+        store = JobStore(work_dir, config.max_jobs)
+        pool = WorkerPool(config, store)
+        try:
+            models = pool.start()
+        except BaseException:
+            shutil.rmtree(work_dir, ignore_errors=True)
+            raise
+        return cls(config, work_dir, store, pool, models)
+
+    def close(self) -> None:
+        """Stop the workers and delete every upload and artifact."""
+        self.pool.stop()
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def safe_filename(filename: str | None) -> str:
+    """The client's file name as one harmless path component: no folders, no control characters,
+    not `.`/`..`, at most 120 characters (keeping the extension); `upload` when nothing is left."""
+    name = Path((filename or "").replace("\\", "/")).name
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip()
+    if name.strip(".") == "":
+        return "upload"
+    if len(name) > 120:
+        stem, suffix = Path(name).stem, Path(name).suffix[:10]
+        name = stem[: 120 - len(suffix)] + suffix
+    return name
+
+
+def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None = None) -> FastAPI:
+    """The app over a started `runtime` (closed at shutdown), or one it starts from `config` at start-up."""
+    if runtime is None and config is None:
+        raise ValueError("give a started runtime or a config")
+    state: dict[str, ServiceRuntime] = {}
+    settings = runtime.config if runtime is not None else config
+    assert settings is not None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state["runtime"] = runtime or ServiceRuntime.start(settings)
+        try:
+            yield
+        finally:
+            state["runtime"].close()
+
+    app = FastAPI(title="vidlens", version=__version__, lifespan=lifespan,
+                  description="Video classification, summaries and emotion analysis as jobs. Upload a video to a task route, "
+                              "then poll `GET /v1/jobs/{id}` until `status` is `done` or `failed`.")
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD, limit_mb=settings.max_upload_mb)
+    app.add_middleware(ApiKeyGuard, api_key=settings.api_key)  # added last = runs first: no key, no body read
+    key_header = Security(APIKeyHeader(name="X-API-Key", auto_error=False, description="needed when the server has --api-key"))
+
+    def rt() -> ServiceRuntime:
+        return state["runtime"]
+
+    def accept(kind: str, upload: UploadFile, options: dict[str, Any]) -> JSONResponse:
+        service = rt()
+        if kind not in settings.tasks:
+            hint = {"classify": "start the server with --checkpoint CKPT"}.get(kind, f"the server was started with --no-{kind}")
+            raise HTTPException(503, f"this server does not offer {kind}: {hint}")
+        job = service.store.create(kind, safe_filename(upload.filename), options)
+        try:
+            size = 0
+            with open(job.upload, "wb") as handle:
+                while chunk := upload.file.read(COPY_CHUNK):
+                    size += len(chunk)
+                    if size > settings.max_upload_bytes:
+                        raise HTTPException(413, f"upload too large: the limit is {settings.max_upload_mb:g} MB")
+                    handle.write(chunk)
+            if size == 0:
+                raise HTTPException(400, "empty upload: the file has no bytes")
+            try:
+                info = probe(job.upload)
+            except VideoDecodeError as exc:
+                raise HTTPException(415, f"not a readable video: {exc.reason}") from None
+            if not service.pool.submit(job):
+                raise HTTPException(429, f"the job queue is full ({settings.queue_size} waiting); try again later",
+                                    headers={"Retry-After": "5"})
+        except BaseException:
+            service.store.discard(job)
+            raise
+        body = {"id": job.id, "kind": kind, "status": job.status, "url": f"/v1/jobs/{job.id}",
+                "video": {"duration_s": round(info.duration_s, 3), "fps": round(info.fps, 3), "width": info.width,
+                          "height": info.height, "warnings": list(info.warnings)}}
+        return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+    @app.post("/v1/classify", status_code=202, dependencies=[key_header], tags=["jobs"])
+    def classify(file: Upload,
+                 top_k: Annotated[int, Form(ge=1, le=100)] = 5,
+                 timeline: Annotated[bool, Form(description="labels over time, merged into segments (+ timeline.png)")] = False,
+                 hop_s: Annotated[float | None, Form(gt=0)] = None,
+                 min_segment_s: Annotated[float, Form(ge=0)] = 0.0) -> JSONResponse:
+        """Top-k labels for the video (and, with `timeline`, labelled segments over time)."""
+        return accept("classify", file, {"top_k": top_k, "timeline": timeline, "hop_s": hop_s, "min_segment_s": min_segment_s})
+
+    @app.post("/v1/summarize", status_code=202, dependencies=[key_header], tags=["jobs"])
+    def summarize(file: Upload,
+                  ratio: Annotated[float, Form(gt=0, lt=1, description="summary length / video length")] = 0.15,
+                  method: Annotated[Literal["dsn", "kmeans", "uniform", "model"] | None, Form()] = None) -> JSONResponse:
+        """A summary: kept segments, summary.mp4, importance curve and keyframes."""
+        return accept("summarize", file, {"ratio": ratio, **({"method": method} if method else {})})
+
+    @app.post("/v1/emotion", status_code=202, dependencies=[key_header], tags=["jobs"])
+    def emotion(file: Upload,
+                fps: Annotated[float, Form(gt=0, le=30, description="frames analysed per second")] = 5.0,
+                annotate: Annotated[bool, Form(description="also write annotated.mp4")] = False) -> JSONResponse:
+        """Faces, their expressions and the video's sentiment, second by second."""
+        return accept("emotion", file, {"fps": fps, "annotate": annotate})
+
+    def find(job_id: str) -> Job:
+        job = rt().store.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id} (finished jobs are kept for the newest {settings.max_jobs})")
+        return job
+
+    @app.get("/v1/jobs/{job_id}", dependencies=[key_header], tags=["jobs"])
+    def job_status(job_id: str) -> dict[str, Any]:
+        """Status (`queued`, `running`, `done`, `failed`), result or error, and artifact URLs."""
+        return find(job_id).public()
+
+    @app.get("/v1/jobs", dependencies=[key_header], tags=["jobs"])
+    def jobs(limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
+        """The newest jobs first."""
+        return [job.public() for job in reversed(rt().store.list()[-limit:])]
+
+    @app.delete("/v1/jobs/{job_id}", dependencies=[key_header], tags=["jobs"])
+    def delete_job(job_id: str) -> dict[str, Any]:
+        """Delete a finished job and its files."""
+        job = find(job_id)
+        if not rt().store.remove(job.id):
+            raise HTTPException(409, f"job {job_id} is {job.status}; only finished jobs can be deleted")
+        return {"id": job_id, "deleted": True}
+
+    @app.get("/v1/jobs/{job_id}/artifacts/{name}", dependencies=[key_header], tags=["jobs"])
+    def artifact(job_id: str, name: str) -> FileResponse:
+        """A file the job produced (names are listed in the job's `artifacts`)."""
+        job = find(job_id)
+        if name not in job.artifacts:
+            raise HTTPException(404, f"job {job_id} has no artifact {name!r}; it has: {', '.join(sorted(job.artifacts)) or 'none'}")
+        path = job.dir / job.artifacts[name]
+        if not path.is_file():
+            raise HTTPException(410, f"artifact {name!r} was deleted")
+        return FileResponse(path, filename=name)
+
+    @app.get("/v1/info", dependencies=[key_header], tags=["service"])
+    def info() -> dict[str, Any]:
+        """Tasks offered, their models and labels, and the limits."""
+        return {"version": __version__, "tasks": settings.tasks, "models": rt().models,
+                "limits": {"max_upload_mb": settings.max_upload_mb, "queue_size": settings.queue_size,
+                           "job_timeout_s": settings.job_timeout_s, "workers": settings.num_workers}}
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz() -> JSONResponse:
+        """Liveness and load; 503 when no worker process is alive. Needs no API key."""
+        service = rt()
+        health = service.pool.health()
+        ok = health["alive"] > 0
+        return JSONResponse({"status": "ok" if ok else "degraded", **health, "jobs": service.store.counts()},
+                            status_code=200 if ok else 503)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(resources.files("vidlens.serve").joinpath("static/index.html").read_text())
+
+    return app

@@ -1,0 +1,75 @@
+"""What a `vidlens serve` instance runs with: models, limits and where it keeps files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from vidlens.errors import ConfigError
+
+TASKS = ("classify", "summarize", "emotion")
+API_KEY_ENV = "VIDLENS_API_KEY"
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (cgroup/affinity aware where the OS says)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class ServeConfig:
+    """Settings of one server. Checkpoints are loaded once per worker process at start-up.
+
+    `workers` 0 means sized to the machine: one process per two CPUs (at least one), each with
+    `cpus // workers` torch threads, so concurrent jobs do not fight over cores.
+    """
+
+    checkpoints: list[str] = field(default_factory=list)  # classifiers; several form an ensemble
+    summarizer: str | None = None  # a summarizer trained with `vidlens summarize train --videos` (default: DSN per video)
+    expression_model: str | None = None  # fine-tuned face expression checkpoint (default: FER2013 weights)
+    voice_model: str | None = None  # voice emotion checkpoint (default: faces only)
+    summarize: bool = True  # offer /v1/summarize (MobileNetV2 features; needs its weights installed)
+    emotion: bool = True  # offer /v1/emotion (Haar faces + FER2013)
+    workers: int = 0
+    queue_size: int = 16  # jobs waiting (not counting those running); more get 429
+    max_upload_mb: float = 200.0
+    job_timeout_s: float = 600.0
+    max_jobs: int = 200  # finished jobs kept (results and artifacts); older ones are deleted
+    work_dir: str | None = None  # uploads and artifacts live in a fresh folder here (default: the system temp dir)
+    api_key: str | None = None  # required on every route but /healthz when set
+    startup_timeout_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.workers < 0 or self.queue_size < 1 or self.max_upload_mb <= 0 or self.job_timeout_s <= 0 or self.max_jobs < 1:
+            raise ConfigError(None, "workers >= 0, queue_size >= 1, max_jobs >= 1 and positive max_upload_mb / job_timeout_s, please "
+                                    f"(got {self.workers}, {self.queue_size}, {self.max_jobs}, {self.max_upload_mb}, {self.job_timeout_s})")
+        if self.api_key is not None and len(self.api_key) < 8:
+            raise ConfigError(None, "the API key must be at least 8 characters")
+        for path in [*self.checkpoints, self.summarizer, self.expression_model, self.voice_model]:
+            if path is not None and not os.path.isfile(path):
+                raise ConfigError(path, "no such checkpoint file")
+
+    @property
+    def num_workers(self) -> int:
+        return self.workers or max(1, usable_cpus() // 2)
+
+    @property
+    def threads_per_worker(self) -> int:
+        return max(1, usable_cpus() // self.num_workers)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def tasks(self) -> list[str]:
+        """The job kinds this server offers."""
+        offered = {"classify": bool(self.checkpoints), "summarize": self.summarize, "emotion": self.emotion}
+        return [t for t in TASKS if offered[t]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

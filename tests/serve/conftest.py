@@ -1,0 +1,154 @@
+"""Real servers for the service tests: `vidlens serve` started as a subprocess on a free loopback port.
+
+The main server (package scope, shared by the API and browser tests) serves a C3D trained on the
+synthetic two-class action set, summaries and emotion, with an API key, two workers and a 20 MB
+upload limit. Tests talk to it over HTTP only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+
+VIDLENS = Path(sys.executable).parent / "vidlens"
+API_KEY = "test-key-0123456789"
+CLASSES = ("move_left", "grow")
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    work_dir: Path
+    log: Path
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=self.headers, timeout=60, **kwargs)
+
+    def wait(self, client: httpx.Client, job_id: str, timeout: float = 120) -> dict:
+        """Poll a job until it is done or failed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = client.get(f"/v1/jobs/{job_id}").json()
+            if job["status"] in ("done", "failed"):
+                return job
+            time.sleep(0.1)
+        raise AssertionError(f"job {job_id} did not finish in {timeout} s: {job}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_server(tmp: Path, *args: str, api_key: str | None = None, startup_s: float = 180) -> Iterator[Server]:
+    """Start `vidlens serve ARGS` and wait until /healthz says ok; SIGTERM it afterwards."""
+    port = free_port()
+    work_dir = tmp / "work"
+    log = tmp / "server.log"
+    env = {**os.environ, "VIDLENS_API_KEY": api_key} if api_key else {k: v for k, v in os.environ.items() if k != "VIDLENS_API_KEY"}
+    with open(log, "w") as handle:
+        process = subprocess.Popen([str(VIDLENS), "--quiet", "serve", "--port", str(port), "--work-dir", str(work_dir), *args],
+                                   stdout=handle, stderr=subprocess.STDOUT, env=env)
+    server = Server(f"http://127.0.0.1:{port}", process, work_dir, log, {"X-API-Key": api_key} if api_key else {})
+    deadline = time.monotonic() + startup_s
+    try:
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited with {process.returncode}:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server not up in {startup_s} s:\n{log.read_text()}")
+            time.sleep(0.25)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="package")
+def actions(tmp_path_factory) -> Path:
+    from vidlens.data.synthetic import make_action_dataset
+
+    root = tmp_path_factory.mktemp("serve_data") / "actions"
+    make_action_dataset(root, 16, 8, 32, 8, seed=0, workers=0, classes=CLASSES, overwrite=True)
+    return root
+
+
+@pytest.fixture(scope="package")
+def trained_checkpoint(actions, tmp_path_factory) -> Path:
+    """C3D trained on the synthetic set (the recipe tests/workflows uses: fits its training videos)."""
+    import torch
+
+    from vidlens.engine.config import TrainConfig
+    from vidlens.workflows.config import ClipConfig, DataConfig, ModelConfig, RecognitionConfig
+    from vidlens.workflows.recognition import train_recognizer
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = RecognitionConfig(
+            out=str(tmp_path_factory.mktemp("serve_runs") / "c3d"),
+            data=DataConfig(root=str(actions), val_frac=0.0, test_frac=0.2),
+            clip=ClipConfig(clip_len=8, stride=1, size=32, crop="center"),
+            model=ModelConfig(name="c3d", args={"width": 0.25, "dropout": 0.0}),
+            train=TrainConfig(epochs=24, batch_size=4, workers=0, seed=0, device="cpu", optimizer="adamw", lr=2e-3),
+        )
+        outcome = train_recognizer(cfg, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    return Path(outcome.best_checkpoint)
+
+
+@pytest.fixture(scope="package")
+def face_video(tmp_path_factory) -> Path:
+    """A 2 s still video of a smiling face (scikit-image's astronaut), lossless."""
+    from skimage.data import astronaut
+
+    from vidlens.testing import write_lossless_video
+
+    frames = np.repeat(astronaut()[None], 20, axis=0)
+    return write_lossless_video(tmp_path_factory.mktemp("serve_media") / "astronaut.mkv", frames, fps=10)
+
+
+@pytest.fixture(scope="package")
+def server(trained_checkpoint, tmp_path_factory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("server")
+    with running_server(tmp, "--checkpoint", str(trained_checkpoint), "--workers", "2", "--queue-size", "64",
+                        "--max-upload-mb", "20", "--job-timeout", "120", api_key=API_KEY) as s:
+        yield s
+
+
+@pytest.fixture(scope="package")
+def library_labels(trained_checkpoint, actions) -> dict[Path, str]:
+    """Each synthetic video's top label by the library itself (`VideoClassifier`), the reference
+    the served answers are compared with."""
+    from vidlens.tasks.predictor import VideoClassifier
+
+    classifier = VideoClassifier.from_checkpoints([trained_checkpoint])
+    return {path: classifier.predict(path)["top"][0]["label"]
+            for label in CLASSES for path in sorted((actions / label).glob("*.mp4"))}
