@@ -52,8 +52,11 @@ setup: $(TEST_STAMP)
 demo: $(BASE_STAMP)
 	$(BIN)/vidlens demo --out $(DEMO_OUT)
 
+# Test files are spread over TEST_WORKERS processes (whole files stay together: module fixtures are built once).
+TEST_WORKERS ?= 2
+
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_decode.py

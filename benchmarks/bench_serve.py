@@ -5,7 +5,8 @@
 What is served: the demo model (C3D width 0.25, 16 frames at 64 px, 8 classes, random weights:
 speed does not depend on what was learned), once as the PyTorch checkpoint and once as its ONNX
 export, each by a real `vidlens serve` subprocess with its default worker pool. Uploads are
-2 s, 112 px, 16 fps H.264 files of the synthetic action set.
+2 s, 112 px, 16 fps H.264 files of the synthetic action set. Clients wait for results with the
+long poll (`GET /v1/jobs/ID?wait=30`).
 
 Load: C clients (threads, one httpx connection each) each upload a video, poll its job until it is
 done, and start the next: N jobs in all (closed loop). A separate client polls `/healthz` every
@@ -133,11 +134,10 @@ def load_test(url: str, videos: list[Path], jobs: int, clients: int) -> dict:
                     continue
                 accept_s.append(t1 - t0)
                 job_id = r.json()["id"]
-                while True:
-                    job = c.get(f"/v1/jobs/{job_id}").json()
+                while True:  # long poll: the server answers when the job ends
+                    job = c.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()
                     if job["status"] in ("done", "failed"):
                         break
-                    time.sleep(0.01)
                 if job["status"] == "failed":
                     errors.append(job["error"])
                 else:
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                "done p50 ms", "done p99 ms", "healthz p99 ms", "errors"]
     common.print_table("Service throughput and latency", headers, rows)
     notes.add(f"{jobs} jobs per row; uploads: 2 s, 112x112, 16 fps H.264 files ({'quick sizes' if args.quick else '~20-40 KB'}); "
-              f"model input {frames} frames at {size} px; 'done' = upload start to the poll that saw the job done (10 ms polling)")
+              f"model input {frames} frames at {size} px; 'done' = upload start to the answer of a long poll (`GET /v1/jobs/ID?wait=30`) saying done")
     notes.add("each job: upload, probe(), queue, decode + clip sampling + forward in a worker process, JSON result; "
               "the baseline does the same decode + forward in this process without HTTP, probe or queue")
     body = common.section_preamble(

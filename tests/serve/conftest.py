@@ -43,10 +43,9 @@ class Server:
         """Poll a job until it is done or failed."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            job = client.get(f"/v1/jobs/{job_id}").json()
+            job = client.get(f"/v1/jobs/{job_id}", params={"wait": 5}).json()  # long poll
             if job["status"] in ("done", "failed"):
                 return job
-            time.sleep(0.1)
         raise AssertionError(f"job {job_id} did not finish in {timeout} s: {job}")
 
 

@@ -1,16 +1,18 @@
 """The FastAPI app of `vidlens serve`: upload, check, queue; job status; artifacts; health; a web page.
 
 Routes: `POST /v1/classify|summarize|emotion` (multipart `file` + options) -> 202 with a job id;
-`GET /v1/jobs/{id}`; `GET /v1/jobs/{id}/artifacts/{name}`; `DELETE /v1/jobs/{id}`; `GET /v1/jobs`;
+`GET /v1/jobs/{id}[?wait=S]` (long poll); `GET /v1/jobs/{id}/artifacts/{name}`; `DELETE /v1/jobs/{id}`; `GET /v1/jobs`;
 `GET /v1/info`; `GET /healthz`; `GET /` (web page); `/docs` (OpenAPI). Uploads are checked before a
 job exists: size (413), non-empty (400), `probe()` (415 with the decoder's reason); a full queue is 429.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import tempfile
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -31,6 +33,7 @@ from vidlens.serve.pool import WorkerPool
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and option fields on top of the file itself
 COPY_CHUNK = 1 << 20
+WAIT_STEP_S = 0.01  # how often a long poll looks at its job
 Upload = Annotated[UploadFile, File(description="the video (mp4, avi, mkv, webm, mov, gif, ...)")]
 
 
@@ -166,9 +169,14 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
         return job
 
     @app.get("/v1/jobs/{job_id}", dependencies=[key_header], tags=["jobs"])
-    def job_status(job_id: str) -> dict[str, Any]:
+    async def job_status(job_id: str, wait: Annotated[float, Query(ge=0, le=60, description=(
+            "long poll: answer as soon as the job is done or failed, or after this many seconds"))] = 0.0) -> dict[str, Any]:
         """Status (`queued`, `running`, `done`, `failed`), result or error, and artifact URLs."""
-        return find(job_id).public()
+        job = find(job_id)
+        deadline = time.monotonic() + wait
+        while not job.finished and time.monotonic() < deadline:
+            await asyncio.sleep(WAIT_STEP_S)  # cheap: an attribute read per step, on the event loop
+        return job.public()
 
     @app.get("/v1/jobs", dependencies=[key_header], tags=["jobs"])
     def jobs(limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
@@ -202,13 +210,12 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
                            "job_timeout_s": settings.job_timeout_s, "workers": settings.num_workers}}
 
     @app.get("/healthz", tags=["service"])
-    async def healthz() -> JSONResponse:
-        """Liveness and load; 503 when no worker process is alive. Needs no API key."""
+    async def healthz() -> dict[str, Any]:
+        """Liveness and load (always 200 while the server runs; `status` is `degraded` while no worker
+        process is alive, e.g. the only one is being replaced after a timeout). Needs no API key."""
         service = rt()
         health = service.pool.health()
-        ok = health["alive"] > 0
-        return JSONResponse({"status": "ok" if ok else "degraded", **health, "jobs": service.store.counts()},
-                            status_code=200 if ok else 503)
+        return {"status": "ok" if health["alive"] > 0 else "degraded", **health, "jobs": service.store.counts()}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
