@@ -92,6 +92,44 @@ def test_realtime_file_keeps_pace_and_writes_the_annotated_video(video, classifi
     print(f"\nrealtime: {stats.to_dict()}")
 
 
+def test_http_url_source_paced_live(classifier, tmp_path):
+    """A network source (MPEG-TS over HTTP on loopback, what an IP camera or a relay serves): read
+    through PyAV as a URL, paced at its timestamps like a live feed; its rate comes from the frames."""
+    import functools
+    import http.server
+    import socketserver
+    import threading
+
+    rng = np.random.default_rng(1)
+    with VideoWriter(tmp_path / "live.ts", FPS) as writer:
+        for name in CLASSES:
+            writer.write(render_action_clip(name, rng, FRAMES_PER_CLASS, SIZE)[0])
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/live.ts"
+        decisions: list[dict] = []
+        start = time.monotonic()
+        stats = run_stream(url, classifier, StreamConfig(every=4, realtime=True), on_decision=decisions.append)
+        wall = time.monotonic() - start
+        with pytest.raises(VideoDecodeError):
+            run_stream(f"http://127.0.0.1:{server.server_address[1]}/missing.ts", classifier)
+    finally:
+        server.shutdown()
+        server.server_close()
+    total = 2 * FRAMES_PER_CLASS
+    assert stats.frames == total and stats.dropped_frames == 0
+    assert total / FPS - 0.3 <= wall <= total / FPS + 2.5, wall
+    assert stats.target_fps == pytest.approx(FPS, rel=0.05) and stats.window_s == pytest.approx(CLIP / FPS, rel=0.05)
+    assert len(decisions) == stats.decisions >= (total - CLIP) // 4 - 1
+    assert all(row["stale_s"] < CLIP / FPS for row in decisions)
+
+
 def test_a_slow_model_drops_frames_instead_of_falling_behind(video, checkpoint):
     slow = VideoClassifier.from_checkpoints([checkpoint])
 

@@ -243,6 +243,8 @@ class _Reader(threading.Thread):
         self.origin: float | None = None  # monotonic time of stream time 0
         self.first_arrival: float | None = None
         self.last_arrival: float | None = None
+        self.first_time: float | None = None  # stream times of the first and last frames read
+        self.last_time: float | None = None
 
     def run(self) -> None:
         try:
@@ -261,6 +263,9 @@ class _Reader(threading.Thread):
                     now = time.monotonic()
                 self.first_arrival = self.first_arrival or now
                 self.last_arrival = now
+                if self.first_time is None:
+                    self.first_time = float(frame.time_s)
+                self.last_time = float(frame.time_s)
                 with self.cond:
                     self.count += 1
                     self.ring.append((self.count, float(frame.time_s), frame.image, now))
@@ -398,6 +403,10 @@ def run_stream(
     if reader.first_arrival is not None and reader.last_arrival is not None and reader.count > 1:
         span = reader.last_arrival - reader.first_arrival
         stats.input_fps = (reader.count - 1) / span if span > 0 else 0.0
+    if not fps and reader.count > 1 and reader.first_time is not None and reader.last_time is not None:
+        # A live source's rate is known only once frames arrived: report the one its timestamps show.
+        measured = (reader.count - 1) / max(reader.last_time - reader.first_time, 1e-9)
+        stats.target_fps, stats.window_s = measured, scorer.span / measured
     if latencies:
         stats.latency_p50_ms, stats.latency_p90_ms, stats.latency_p99_ms = (
             float(v) for v in np.percentile(latencies, [50, 90, 99]))
