@@ -4,7 +4,8 @@
 
 What is served: the demo model (C3D width 0.25, 16 frames at 64 px, 8 classes, random weights:
 speed does not depend on what was learned), once as the PyTorch checkpoint and once as its ONNX
-export, each by a real `vidlens serve` subprocess with its default worker pool. Uploads are
+export, each by a real `vidlens serve` subprocess with its default worker pool (one process per CPU, one torch thread
+each); the PyTorch model also with a single worker process using every CPU's thread (`--workers 1`). Uploads are
 2 s, 112 px, 16 fps H.264 files of the synthetic action set. Clients wait for results with the
 long poll (`GET /v1/jobs/ID?wait=30`).
 
@@ -80,13 +81,13 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def start_server(checkpoint: Path, work: Path, log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(checkpoint: Path, work: Path, log: Path, extra: list[str] | None = None) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with open(log, "w") as handle:
         process = subprocess.Popen([str(VIDLENS), "--quiet", "serve", "--checkpoint", str(checkpoint), "--no-summarize",
-                                    "--no-emotion", "--port", str(port), "--work-dir", str(work), "--queue-size", "64"],
+                                    "--no-emotion", "--port", str(port), "--work-dir", str(work), "--queue-size", "64", *(extra or [])],
                                    stdout=handle, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -164,6 +165,40 @@ def stop_server(process: subprocess.Popen) -> None:
         process.kill()
 
 
+def serve_row(name: str, path: Path, base_rate: float, extra: list[str], work: Path, videos: list[Path], jobs: int,
+              clients: int, notes: common.Notes) -> list[str]:
+    """Start a server on `path` (with `extra` CLI flags), warm it up, load it, stop it: one table row."""
+    tag = f"{name[:4]}{'_'.join(extra)}".replace("-", "")
+    process, url = start_server(path, work / f"serve_{tag}", work / f"serve_{tag}.log", extra)
+    try:
+        with httpx.Client(base_url=url, timeout=60) as c:
+            health = c.get("/healthz").json()
+            workers = health["workers"]
+            for i in range(workers):  # warm-up: one job per worker before timing
+                with open(videos[i], "rb") as handle:
+                    job_id = c.post("/v1/classify", files={"file": (videos[i].name, handle)}).json()["id"]
+                c.get(f"/v1/jobs/{job_id}", params={"wait": 60})
+        result = load_test(url, videos, jobs, clients)
+    finally:
+        stop_server(process)
+    rate = len(result["done"]) / result["wall"]
+    threads = max(1, common.usable_cores() // workers)
+    label = f"{name} ({workers}x{threads} threads)"
+    print(f"{label} served: {rate:.1f} jobs/s, errors {len(result['errors'])}", flush=True)
+    if result["errors"]:
+        notes.add(f"{label}: errors: {'; '.join(sorted(set(result['errors'])))[:300]}")
+    notes.add(f"{label}: end-to-end p50/p90/p99 {common.fmt_ms(percentile(result['done'], 50))} / "
+              f"{common.fmt_ms(percentile(result['done'], 90))} / {common.fmt_ms(percentile(result['done'], 99))} ms "
+              f"over {len(result['done'])} jobs; /healthz answered {len(result['health'])} times during the load")
+    return [name, f"vidlens serve{' ' + ' '.join(extra) if extra else ''}, {clients} clients", f"{workers} x {threads} threads",
+            f"{rate:.1f}", f"{rate / base_rate:.2f}",
+            common.fmt_ms(statistics.median(result["accept"])) if result["accept"] else "-",
+            common.fmt_ms(percentile(result["accept"], 99)),
+            common.fmt_ms(statistics.median(result["done"])) if result["done"] else "-",
+            common.fmt_ms(percentile(result["done"], 99)), common.fmt_ms(percentile(result["health"], 99)),
+            str(len(result["errors"]) + result["health_bad"])]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few jobs, PyTorch only: checks the script runs, figures meaningless")
@@ -196,36 +231,13 @@ def main(argv: list[str] | None = None) -> int:
                 times.append(time.perf_counter() - t1)
             wall = time.perf_counter() - t0
             base_rate = jobs / wall
-            rows.append([name, "in-process predict (baseline)", "1", f"{base_rate:.1f}", "1.00", "-", "-",
+            rows.append([name, "in-process predict (baseline)", f"1 x {common.usable_cores()} threads", f"{base_rate:.1f}", "1.00", "-", "-",
                          common.fmt_ms(statistics.median(times)), common.fmt_ms(percentile(times, 99)), "-", "0"])
             print(f"{name} in-process: {base_rate:.1f} videos/s", flush=True)
 
-            process, url = start_server(path, work / f"serve_{name[:4]}", work / f"serve_{name[:4]}.log")
-            try:
-                with httpx.Client(base_url=url, timeout=60) as c:
-                    workers = c.get("/healthz").json()["workers"]
-                    # Warm-up: one job per worker before timing.
-                    for i in range(workers):
-                        with open(videos[i], "rb") as handle:
-                            job_id = c.post("/v1/classify", files={"file": (videos[i].name, handle)}).json()["id"]
-                        while c.get(f"/v1/jobs/{job_id}").json()["status"] not in ("done", "failed"):
-                            time.sleep(0.02)
-                result = load_test(url, videos, jobs, clients)
-            finally:
-                stop_server(process)
-            rate = len(result["done"]) / result["wall"]
-            rows.append([name, f"vidlens serve, {clients} clients", str(workers), f"{rate:.1f}", f"{rate / base_rate:.2f}",
-                         common.fmt_ms(statistics.median(result["accept"])) if result["accept"] else "-",
-                         common.fmt_ms(percentile(result["accept"], 99)),
-                         common.fmt_ms(statistics.median(result["done"])) if result["done"] else "-",
-                         common.fmt_ms(percentile(result["done"], 99)), common.fmt_ms(percentile(result["health"], 99)),
-                         str(len(result["errors"]) + result["health_bad"])])
-            print(f"{name} served: {rate:.1f} jobs/s, errors {len(result['errors'])}", flush=True)
-            if result["errors"]:
-                notes.add(f"{name}: errors: {'; '.join(sorted(set(result['errors'])))[:300]}")
-            notes.add(f"{name}: end-to-end p50/p90/p99 {common.fmt_ms(percentile(result['done'], 50))} / "
-                      f"{common.fmt_ms(percentile(result['done'], 90))} / {common.fmt_ms(percentile(result['done'], 99))} ms "
-                      f"over {len(result['done'])} jobs; /healthz answered {len(result['health'])} times during the load")
+            # The default pool (one worker per CPU) and, in the full run, one worker with all the threads.
+            for extra in ([[]] if args.quick or name != "PyTorch" else [[], ["--workers", "1"]]):
+                rows.append(serve_row(name, path, base_rate, extra, work, videos, jobs, clients, notes))
 
     headers = ["model", "how", "workers", "jobs/s", "x baseline", "accept p50 ms", "accept p99 ms",
                "done p50 ms", "done p99 ms", "healthz p99 ms", "errors"]

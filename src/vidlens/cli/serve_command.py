@@ -19,7 +19,7 @@ def serve_command(
     emotion: bool = typer.Option(True, "--emotion/--no-emotion", help="Offer /v1/emotion."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
     port: int = typer.Option(8000, help="TCP port."),
-    workers: int = typer.Option(0, help="Worker processes (0: one per two CPUs)."),
+    workers: int = typer.Option(0, help="Worker processes (0: one per CPU, one torch thread each; fewer give each more threads)."),
     queue_size: int = typer.Option(16, help="Jobs that may wait; more get 429."),
     max_upload_mb: float = typer.Option(200.0, help="Largest upload accepted (413 above)."),
     job_timeout: float = typer.Option(600.0, help="Seconds a job may run before it is stopped and failed."),

@@ -24,8 +24,10 @@ def usable_cpus() -> int:
 class ServeConfig:
     """Settings of one server. Checkpoints are loaded once per worker process at start-up.
 
-    `workers` 0 means sized to the machine: one process per two CPUs (at least one), each with
-    `cpus // workers` torch threads, so concurrent jobs do not fight over cores.
+    `workers` 0 means sized to the machine: one process per CPU, each with one torch thread (decoding
+    is single-threaded per job, so processes scale where threads do not: measured 1.7x the jobs/s of
+    one 2-thread worker on 2 CPUs, benchmarks/RESULTS.md). Fewer workers with more threads each
+    (`cpus // workers`) suit big models, and use less memory.
     """
 
     checkpoints: list[str] = field(default_factory=list)  # classifiers; several form an ensemble
@@ -55,7 +57,7 @@ class ServeConfig:
 
     @property
     def num_workers(self) -> int:
-        return self.workers or max(1, usable_cpus() // 2)
+        return self.workers or usable_cpus()
 
     @property
     def threads_per_worker(self) -> int:
