@@ -35,6 +35,7 @@ class Server:
     work_dir: Path
     log: Path
     headers: dict[str, str] = field(default_factory=dict)
+    checkpoint: Path | None = None  # the classifier it serves, when it has one
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=self.headers, timeout=60, **kwargs)
@@ -139,6 +140,7 @@ def server(trained_checkpoint, tmp_path_factory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("server")
     with running_server(tmp, "--checkpoint", str(trained_checkpoint), "--workers", "2", "--queue-size", "64",
                         "--max-upload-mb", "20", "--job-timeout", "120", api_key=API_KEY) as s:
+        s.checkpoint = trained_checkpoint
         yield s
 
 

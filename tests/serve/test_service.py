@@ -100,6 +100,26 @@ def test_classify_job_gives_what_the_library_gives(server, trained_checkpoint, a
     assert not list(server.work_dir.glob("*/*/upload"))
 
 
+def test_every_common_container_is_accepted(server, actions, tmp_path):
+    """The same clip as WebM (VP9), AVI (MPEG-4 Part 2), MKV (H.264), MOV and GIF: each is probed,
+    queued and classified; the answer is the library's for that very file."""
+    from vidlens.io import VideoWriter, iter_frames
+
+    frames = [f.image for f in iter_frames(videos_of(actions, "grow")[0])]
+    library = VideoClassifier.from_checkpoints([server.checkpoint])
+    with server.client() as client:
+        for suffix in (".webm", ".avi", ".mkv", ".mov", ".gif"):
+            path = tmp_path / f"clip{suffix}"
+            with VideoWriter(path, 8) as writer:
+                writer.write(np.stack(frames))
+            r = upload(client, "classify", path)
+            assert r.status_code == 202, (suffix, r.text)
+            job = server.wait(client, r.json()["id"])
+            assert job["status"] == "done", (suffix, job)
+            assert job["result"]["top"][0]["label"] == library.predict(path)["top"][0]["label"], suffix
+            assert job["result"]["info"]["num_frames"] == len(frames), suffix
+
+
 def test_summarize_job_writes_a_playable_summary(server, actions, tmp_path):
     # Two actions back to back: a video with a cut in the middle.
     from vidlens.io import VideoWriter, iter_frames
