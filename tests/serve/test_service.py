@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -291,3 +292,10 @@ def test_server_refuses_to_start_with_a_bad_checkpoint(tmp_path):
     assert "cannot load the models" in r.stderr and "model.pt" in r.stderr
     r = subprocess.run([str(VIDLENS), "serve", "--no-summarize", "--no-emotion"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "nothing to serve" in r.stderr
+
+
+def test_without_the_serve_extra_the_error_says_what_to_install():
+    code = ("import sys; sys.modules['uvicorn'] = None\n"  # as if the [serve] extra were not installed
+            "from vidlens.cli.main import main; main(['serve'])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "pip install 'vidlens[serve]'" in r.stderr and "Traceback" not in r.stderr

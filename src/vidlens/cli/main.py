@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from vidlens import __version__
 from vidlens.cli import common
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     except VidlensError as exc:
         if common.STATE.debug:
             raise
-        common.console_err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # escape: messages hold paths and hints like 'vidlens[serve]' that rich would read as markup
+        common.console_err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         common.console_err.print("aborted")

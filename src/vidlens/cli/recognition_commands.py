@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from vidlens.cli.common import STATE, console, progress_enabled
 from vidlens.errors import ConfigError
@@ -218,7 +219,7 @@ def predict_command(
             row["timeline_png"] = str(plot_timeline(result, out / f"{name}_timeline.png"))
         rows.append(row)
         if "error" in row:
-            console.print(f"[yellow]{video}: {row['error']}[/yellow]")
+            console.print(f"[yellow]{escape(str(video))}: {escape(row['error'])}[/yellow]")
         else:
             best = row["top"][0]
             extra = f"  ({len(row['segments'])} segments)" if "segments" in row else ""

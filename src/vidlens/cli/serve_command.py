@@ -28,9 +28,14 @@ def serve_command(
     api_key: Optional[str] = typer.Option(None, envvar="VIDLENS_API_KEY", help="Require this key (X-API-Key header) on every route but /healthz."),
 ) -> None:
     """Serve the tasks over HTTP: upload a video, get a job id, poll it; web page at /, API docs at /docs."""
-    import uvicorn
+    from vidlens.errors import ConfigError
 
-    from vidlens.serve.app import ServiceRuntime, create_app
+    try:
+        import uvicorn
+
+        from vidlens.serve.app import ServiceRuntime, create_app
+    except ImportError as exc:
+        raise ConfigError(None, f"vidlens serve needs {exc.name}: pip install 'vidlens[serve]' (make test installs it)") from None
     from vidlens.serve.config import ServeConfig
 
     config = ServeConfig(
@@ -40,8 +45,6 @@ def serve_command(
         job_timeout_s=job_timeout, max_jobs=max_jobs, work_dir=str(work_dir) if work_dir else None, api_key=api_key or None,
     )
     if not config.tasks:
-        from vidlens.errors import ConfigError
-
         raise ConfigError(None, "nothing to serve: give --checkpoint, or leave summarize or emotion on")
     with console.status(f"starting {config.num_workers} worker process(es) and loading models"):
         runtime = ServiceRuntime.start(config)
