@@ -7,6 +7,8 @@ Every field is a `vidlens train` flag of the same name (dashes for underscores) 
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -127,9 +129,12 @@ class RecognitionConfig:
         return cls(**kwargs)
 
     def save_yaml(self, path: str | Path) -> Path:
+        """Write the recipe atomically (temp file + rename): a reader never sees half a file."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        os.replace(tmp, path)
         return path
 
     @classmethod

@@ -127,7 +127,8 @@ def train_recognizer(cfg: RecognitionConfig, *, resume: bool = False, progress: 
         train_set = precompute_features(model, train_set, cfg.train, progress=progress)
         val_set = precompute_features(model, val_set, cfg.train, progress=progress) if val_set else None
         task.clip_ndim = 2
-    cfg.save_yaml(run_dir / "config.yaml")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one rank writes the run's files
+        cfg.save_yaml(run_dir / "config.yaml")
     extra = {"recipe": cfg.to_dict()}  # "config" holds the engine's TrainConfig; this is the whole recipe
     result = fit(task, train_set, val_set if val_set is not None and len(val_set) else None, cfg.train, run_dir,
                  resume=resume, progress=progress, extra_checkpoint=extra, save_config=False)
