@@ -9,6 +9,7 @@ per epoch.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -37,15 +38,21 @@ class FrameFeatureDataset(Dataset):
 
 def precompute_features(model: Any, dataset: Dataset, cfg: TrainConfig, *,
                         progress: bool | None = None) -> FrameFeatureDataset:
-    """Run `model.frame_features` over every item of `dataset` once (train items `(T,C,H,W)`, test items views)."""
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers, shuffle=False)
+    """Run `model.frame_features` over every item of `dataset` once (train items `(T,C,H,W)`, test items views),
+    on the run's device (`cfg.device`: a GPU when there is one); features are kept on the CPU."""
+    from vidlens.engine.distributed import resolve_device
+
+    device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers, shuffle=False,
+                        pin_memory=device.type == "cuda")
+    model.to(device)
     model.eval()
     feats: list[torch.Tensor] = []
     labels: list[Any] = []
     metas: list[dict[str, Any]] = []
     with torch.inference_mode():
         for batch in loader:
-            video = batch["video"]
+            video = batch["video"].to(device, non_blocking=True)
             if video.ndim == 6:  # (B,V,T,C,H,W) test views
                 b, v = video.shape[:2]
                 f = model.frame_features(video.flatten(0, 1))
