@@ -23,12 +23,10 @@ def _fail_on_error_logs(caplog: pytest.LogCaptureFixture, request: pytest.Fixtur
 def one_thread():
     """Tiny tensors on 2 shared cores: one intra-op thread is faster and steadier (and deterministic).
     Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
-    import torch
+    from vidlens.testing import single_thread
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -28,6 +27,7 @@ from vidlens.data.synthetic import make_action_dataset  # noqa: E402
 from vidlens.deploy import compression_report, onnx_metadata  # noqa: E402
 from vidlens.deploy.compress import write_report  # noqa: E402
 from vidlens.engine.config import TrainConfig  # noqa: E402
+from vidlens.testing import single_thread  # noqa: E402
 from vidlens.workflows.config import ClipConfig, DataConfig, ModelConfig, RecognitionConfig  # noqa: E402
 from vidlens.workflows.recognition import train_recognizer  # noqa: E402
 
@@ -43,10 +43,8 @@ CHANCE = 1 / len(CLASSES)
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
     """Tiny tensors on 2 shared cores: one intra-op thread is faster and steadier (and deterministic)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

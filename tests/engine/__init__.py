@@ -16,15 +16,14 @@ from torch.utils.data import Dataset
 from vidlens.errors import DatasetError
 from vidlens.models.base import VideoModel
 from vidlens.tasks.classify import ClassificationTask
+from vidlens.testing import single_thread
 
 @pytest.fixture(autouse=False)
 def one_thread():
     """Tiny tensors on 2 shared cores: one intra-op thread is faster and steadier. Import it into a
     test module to make it autouse there (`from tests.engine import one_thread`)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with single_thread():
+        yield
 
 
 SLOPES = (-1.0, -0.6, -0.2, 0.2, 0.6, 1.0)  # class k: frames get brighter (or darker) at this rate

@@ -8,12 +8,11 @@ imports this autouse fixture; the previous thread count is restored afterwards.
 from __future__ import annotations
 
 import pytest
-import torch
+
+from vidlens.testing import single_thread
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with single_thread():
+        yield

@@ -102,15 +102,12 @@ def actions(tmp_path_factory) -> Path:
 @pytest.fixture(scope="package")
 def trained_checkpoint(actions, tmp_path_factory) -> Path:
     """C3D trained on the synthetic set (the recipe tests/workflows uses: fits its training videos)."""
-    import torch
-
     from vidlens.engine.config import TrainConfig
+    from vidlens.testing import single_thread
     from vidlens.workflows.config import ClipConfig, DataConfig, ModelConfig, RecognitionConfig
     from vidlens.workflows.recognition import train_recognizer
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         cfg = RecognitionConfig(
             out=str(tmp_path_factory.mktemp("serve_runs") / "c3d"),
             data=DataConfig(root=str(actions), val_frac=0.0, test_frac=0.2),
@@ -119,8 +116,6 @@ def trained_checkpoint(actions, tmp_path_factory) -> Path:
             train=TrainConfig(epochs=24, batch_size=4, workers=0, seed=0, device="cpu", optimizer="adamw", lr=2e-3),
         )
         outcome = train_recognizer(cfg, progress=False)
-    finally:
-        torch.set_num_threads(before)
     return Path(outcome.best_checkpoint)
 
 

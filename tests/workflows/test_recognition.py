@@ -22,7 +22,7 @@ from vidlens.engine.config import TrainConfig
 from vidlens.io import VideoWriter, probe, read_clip
 from vidlens.models.encoders import imagenet_state_dict
 from vidlens.tasks.predictor import VideoClassifier
-from vidlens.testing import make_bad_files
+from vidlens.testing import make_bad_files, single_thread
 from vidlens.workflows.config import ClipConfig, DataConfig, ModelConfig, RecognitionConfig
 from vidlens.workflows.recognition import evaluate_checkpoints, load_data_spec, train_recognizer
 
@@ -34,10 +34,8 @@ METRIC_KEYS = ("top1", "top5", "mean_class_acc", "macro_f1")
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
     """Tiny tensors on 2 shared cores: one intra-op thread is faster and steadier (and deterministic)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

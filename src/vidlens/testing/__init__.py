@@ -10,6 +10,7 @@ from vidlens.testing.media import (
     write_lossless_video,
     write_pattern_video,
 )
+from vidlens.testing.threads import single_thread
 
 __all__ = [
     "corrupt_middle",
@@ -17,6 +18,7 @@ __all__ = [
     "pattern_frame",
     "read_pattern_index",
     "sample_media",
+    "single_thread",
     "write_audio_only",
     "write_lossless_video",
     "write_pattern_video",
