@@ -219,6 +219,20 @@ def section_preamble(
     return "\n".join(lines) + "\n"
 
 
+def publish_table_section(results: str | os.PathLike[str], title: str, argv: Sequence[str] | None, script: str,
+                          versions: Iterable[str], headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str,
+                          notes: Notes, *, started: _dt.datetime, machine: str, write: bool = True) -> str:
+    """The ending of a one-table benchmark: preamble + table + notes as the section body; the notes are
+    printed, and the section is written to `results` unless `write` is False. Returns the body."""
+    body = section_preamble(command_line(argv, script), library_versions(versions), started=started, machine=machine) \
+        + "\n" + markdown_table(headers, rows, align) + "\n" + notes.markdown()
+    print(notes.markdown())
+    if write:
+        write_section(results, title, body)
+        print(f"wrote section '{title}' of {results}")
+    return body
+
+
 # ----------------------------------------------------------------------------- tables
 
 

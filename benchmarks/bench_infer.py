@@ -113,15 +113,8 @@ def main(argv: list[str] | None = None) -> int:
               "interleaved; model forward only (decoding and preprocessing excluded); random weights")
     notes.add("int8 = onnxruntime.quantization.quantize_dynamic (int8 weights, activations quantised per call: "
               "ConvInteger / MatMulInteger); accuracy effect on a trained model: see docs/deploy.md")
-    body = common.section_preamble(
-        common.command_line(argv, __file__),
-        common.library_versions(["torch", "onnx", "onnxruntime", "onnxscript", "numpy"]),
-        started=started, machine=machine,
-    ) + "\n" + common.markdown_table(headers, rows, "llrrrr") + "\n" + notes.markdown()
-    print(notes.markdown())
-    if not args.no_write:
-        common.write_section(args.results, SECTION, body)
-        print(f"wrote section '{SECTION}' of {args.results}")
+    common.publish_table_section(args.results, SECTION, argv, __file__, ["torch", "onnx", "onnxruntime", "onnxscript", "numpy"],
+                                 headers, rows, "llrrrr", notes, started=started, machine=machine, write=not args.no_write)
     return 0
 
 

@@ -246,15 +246,8 @@ def main(argv: list[str] | None = None) -> int:
               f"model input {frames} frames at {size} px; 'done' = upload start to the answer of a long poll (`GET /v1/jobs/ID?wait=30`) saying done")
     notes.add("each job: upload, probe(), queue, decode + clip sampling + forward in a worker process, JSON result; "
               "the baseline does the same decode + forward in this process without HTTP, probe or queue")
-    body = common.section_preamble(
-        common.command_line(argv, __file__),
-        common.library_versions(["torch", "onnxruntime", "fastapi", "uvicorn", "httpx"]),
-        started=started, machine=machine,
-    ) + "\n" + common.markdown_table(headers, rows, "lllrrrrrrrr") + "\n" + notes.markdown()
-    print(notes.markdown())
-    if not args.no_write:
-        common.write_section(args.results, SECTION, body)
-        print(f"wrote section '{SECTION}' of {args.results}")
+    common.publish_table_section(args.results, SECTION, argv, __file__, ["torch", "onnxruntime", "fastapi", "uvicorn", "httpx"],
+                                 headers, rows, "lllrrrrrrrr", notes, started=started, machine=machine, write=not args.no_write)
     return 0
 
 
