@@ -28,7 +28,7 @@ from vidlens.errors import VideoDecodeError
 from vidlens.io import probe
 from vidlens.serve.config import ServeConfig
 from vidlens.serve.guards import ApiKeyGuard, BodyLimit
-from vidlens.serve.jobs import Job, JobStore
+from vidlens.serve.jobs import Job, JobStore, video_facts
 from vidlens.serve.pool import WorkerPool
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and option fields on top of the file itself
@@ -125,7 +125,7 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
             if size == 0:
                 raise HTTPException(400, "empty upload: the file has no bytes")
             try:
-                info = probe(job.upload)
+                job.video = video_facts(probe(job.upload))
             except VideoDecodeError as exc:
                 raise HTTPException(415, f"not a readable video: {exc.reason}") from None
             if not service.pool.submit(job):
@@ -135,8 +135,7 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
             service.store.discard(job)
             raise
         body = {"id": job.id, "kind": kind, "status": job.status, "url": f"/v1/jobs/{job.id}",
-                "video": {"duration_s": round(info.duration_s, 3), "fps": round(info.fps, 3), "width": info.width,
-                          "height": info.height, "warnings": list(info.warnings)}}
+                "video": {key: job.video[key] for key in ("duration_s", "fps", "width", "height", "warnings")}}
         return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
     @app.post("/v1/classify", status_code=202, dependencies=[key_header], tags=["jobs"])

@@ -19,6 +19,12 @@ from typing import Any
 STATES = ("queued", "running", "done", "failed")
 
 
+def video_facts(info: Any) -> dict[str, Any]:
+    """What a job result says of its video (`info`: a `VideoInfo`), read once when the upload is checked."""
+    return {"duration_s": round(info.duration_s, 3), "fps": round(info.fps, 3), "num_frames": info.num_frames,
+            "width": info.width, "height": info.height, "has_audio": info.has_audio, "warnings": list(info.warnings)}
+
+
 @dataclass
 class Job:
     id: str
@@ -36,6 +42,7 @@ class Job:
     result: dict[str, Any] | None = None
     error: str | None = None
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> file name inside `dir`
+    video: dict[str, Any] = field(default_factory=dict)  # `video_facts` of the upload, from its probe at upload
 
     @property
     def finished(self) -> bool:

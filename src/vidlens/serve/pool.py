@@ -92,7 +92,7 @@ class _Slot:
         conn, process = self.conn, self.process  # stop() may clear the attributes under us
         try:
             try:
-                conn.send((job.id, job.kind, str(job.upload), str(job.dir), job.filename, job.options))
+                conn.send((job.id, job.kind, str(job.upload), str(job.dir), job.filename, job.options, job.video))
             except OSError:
                 store.finish(job, error="the worker process was gone before the job started; submit it again")
                 self.replace()

@@ -1,6 +1,7 @@
 """One worker process of the service: loads the models once, then runs jobs sent over a pipe.
 
-Messages in: `(job_id, kind, video_path, out_dir, display_name, options)` or `None` (stop).
+Messages in: `(job_id, kind, video_path, out_dir, display_name, options, video_facts)` or `None` (stop);
+`video_facts` come from the probe the server ran on the upload, so a job does not probe it again.
 Messages out: `("ready", info)` or `("error", reason)` once at start-up; then per job any number of
 `("progress", job_id, stage, seconds_done)` and one `("done", job_id, result, artifacts)` or
 `("failed", job_id, reason)`. `artifacts` maps a file name to its name inside `out_dir`.
@@ -91,7 +92,7 @@ def worker_main(conn: Any, config: ServeConfig, threads: int) -> None:
             return
         if message is None:
             return
-        job_id, kind, video, out_dir, name, options = message
+        job_id, kind, video, out_dir, name, options, facts = message
 
         last = [0.0, ""]
 
@@ -102,7 +103,7 @@ def worker_main(conn: Any, config: ServeConfig, threads: int) -> None:
                 conn.send(("progress", job_id, stage, float(seconds)))
 
         try:
-            result, artifacts = run_job(models, config, kind, Path(video), Path(out_dir), name, options, progress)
+            result, artifacts = run_job(models, config, kind, Path(video), Path(out_dir), name, options, progress, facts)
             conn.send(("done", job_id, result, artifacts))
         except VidlensError as exc:
             conn.send(("failed", job_id, exc.reason))
@@ -113,13 +114,14 @@ def worker_main(conn: Any, config: ServeConfig, threads: int) -> None:
 
 
 def run_job(models: LoadedModels, config: ServeConfig, kind: str, video: Path, out: Path, name: str,
-            options: dict[str, Any], progress: Any) -> tuple[dict[str, Any], dict[str, str]]:
-    """Run one job; returns `(result document, {artifact name: file name in out})`."""
+            options: dict[str, Any], progress: Any, facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run one job; returns `(result document, {artifact name: file name in out})`. `facts`: `video_facts`
+    of `video` (from the upload's probe), the result's `info`."""
     out.mkdir(parents=True, exist_ok=True)
     runner = {"classify": _classify, "summarize": _summarize, "emotion": _emotion}.get(kind)
     if runner is None:
         raise ConfigError(None, f"unknown job kind {kind!r}")
-    result, files = runner(models, config, video, out, options, progress)
+    result, files = runner(models, config, video, out, options, progress, facts)
     artifacts = {}
     for file_name, path in files.items():
         path = Path(path)
@@ -131,23 +133,15 @@ def run_job(models: LoadedModels, config: ServeConfig, kind: str, video: Path, o
     return result, artifacts
 
 
-def _video_facts(info: Any) -> dict[str, Any]:
-    return {"duration_s": round(info.duration_s, 3), "fps": round(info.fps, 3), "num_frames": info.num_frames,
-            "width": info.width, "height": info.height, "has_audio": info.has_audio, "warnings": list(info.warnings)}
-
-
 def _classify(models: LoadedModels, config: ServeConfig, video: Path, out: Path, options: dict[str, Any],
-              progress: Any) -> tuple[dict[str, Any], dict[str, Path]]:
-    from vidlens.io import probe
-
+              progress: Any, facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
     if models.classifier is None:
         raise ConfigError(None, "this server has no classifier (start it with --checkpoint)")
-    info = probe(video)
     progress("classify", 0.0)
     probs = models.classifier.predict_proba(video)
     labels = models.classifier.labels
     order = sorted(range(len(labels)), key=lambda i: -float(probs[i]))[: options.get("top_k", 5)]
-    result: dict[str, Any] = {"kind": "classify", "info": _video_facts(info),
+    result: dict[str, Any] = {"kind": "classify", "info": facts,
                               "top": [{"label": labels[i], "score": round(float(probs[i]), 6)} for i in order]}
     files: dict[str, Path] = {}
     if options.get("timeline"):
@@ -163,7 +157,7 @@ def _classify(models: LoadedModels, config: ServeConfig, video: Path, out: Path,
 
 
 def _summarize(models: LoadedModels, config: ServeConfig, video: Path, out: Path, options: dict[str, Any],
-               progress: Any) -> tuple[dict[str, Any], dict[str, Path]]:
+               progress: Any, facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
     from vidlens.tasks.summarize.pipeline import SummaryConfig, summarize_video
 
     method = options.get("method", "model" if models.summarizer else "dsn")
@@ -174,14 +168,14 @@ def _summarize(models: LoadedModels, config: ServeConfig, video: Path, out: Path
     summary = summarize_video(video, out, summary_config, progress=progress, embedder=models.embedder,
                               trained=models.summarizer if method == "model" else None)
     doc = json.loads((out / "summary.json").read_text())
-    result = {"kind": "summarize", "info": _video_facts(summary.info),
+    result = {"kind": "summarize", "info": facts,
               **{k: doc[k] for k in ("num_shots", "ratio_requested", "ratio_achieved", "summary_s", "selected")},
               "method": method}
     return result, dict(summary.files)
 
 
 def _emotion(models: LoadedModels, config: ServeConfig, video: Path, out: Path, options: dict[str, Any],
-             progress: Any) -> tuple[dict[str, Any], dict[str, Path]]:
+             progress: Any, facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
     from vidlens.tasks.emotion.analyse import EmotionConfig, analyse_emotions
     from vidlens.tasks.emotion.outputs import emotion_document, write_emotion_outputs
 
@@ -192,4 +186,4 @@ def _emotion(models: LoadedModels, config: ServeConfig, video: Path, out: Path, 
     files = write_emotion_outputs(analysed, out, annotate=bool(options.get("annotate", False)))
     doc = emotion_document(analysed)
     doc.pop("video", None)
-    return {"kind": "emotion", "info": _video_facts(analysed.info), **doc}, files
+    return {"kind": "emotion", "info": facts, **doc}, files
