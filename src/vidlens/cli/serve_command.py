@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from vidlens.cli.common import STATE, console
+from vidlens.serve.config import API_KEY_ENV
 
 
 def serve_command(
@@ -25,7 +26,7 @@ def serve_command(
     job_timeout: float = typer.Option(600.0, help="Seconds a job may run before it is stopped and failed."),
     max_jobs: int = typer.Option(200, help="Finished jobs kept with their files; older ones are deleted."),
     work_dir: Optional[Path] = typer.Option(None, help="Where uploads and artifacts live (a fresh folder inside; removed at exit)."),
-    api_key: Optional[str] = typer.Option(None, envvar="VIDLENS_API_KEY", help="Require this key (X-API-Key header) on every route but /healthz."),
+    api_key: Optional[str] = typer.Option(None, envvar=API_KEY_ENV, help="Require this key (X-API-Key header) on every route but /healthz."),
 ) -> None:
     """Serve the tasks over HTTP: upload a video, get a job id, poll it; web page at /, API docs at /docs."""
     from vidlens.errors import ConfigError

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from vidlens.errors import ConfigError
 
@@ -72,6 +71,3 @@ class ServeConfig:
         """The job kinds this server offers."""
         offered = {"classify": bool(self.checkpoints), "summarize": self.summarize, "emotion": self.emotion}
         return [t for t in TASKS if offered[t]]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)

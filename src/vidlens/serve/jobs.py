@@ -48,7 +48,7 @@ class Job:
     def finished(self) -> bool:
         return self.status in ("done", "failed")
 
-    def public(self, prefix: str = "") -> dict[str, Any]:
+    def public(self) -> dict[str, Any]:
         """What `GET /v1/jobs/{id}` returns: no server paths, artifact URLs instead."""
         def stamp(t: float | None) -> float | None:
             return None if t is None else round(t, 3)
@@ -58,7 +58,7 @@ class Job:
             "created_at": stamp(self.created_at), "started_at": stamp(self.started_at), "finished_at": stamp(self.finished_at),
             "stage": self.stage, "progress_s": None if self.progress_s is None else round(self.progress_s, 2),
             "result": self.result, "error": self.error,
-            "artifacts": {name: f"{prefix}/v1/jobs/{self.id}/artifacts/{name}" for name in sorted(self.artifacts)},
+            "artifacts": {name: f"/v1/jobs/{self.id}/artifacts/{name}" for name in sorted(self.artifacts)},
         }
 
 
