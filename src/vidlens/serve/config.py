@@ -24,7 +24,7 @@ class ServeConfig:
     """Settings of one server. Checkpoints are loaded once per worker process at start-up.
 
     `workers` 0 means sized to the machine: one process per CPU, each with one torch thread (decoding
-    is single-threaded per job, so processes scale where threads do not: measured 1.7x the jobs/s of
+    is single-threaded per job, so processes scale where threads do not: measured 1.2-1.7x the jobs/s of
     one 2-thread worker on 2 CPUs, benchmarks/RESULTS.md). Fewer workers with more threads each
     (`cpus // workers`) suit big models, and use less memory.
     """
