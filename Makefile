@@ -31,16 +31,28 @@ $(BASE_STAMP): pyproject.toml Makefile | $(BIN)/python
 # overwrite our opencv-python-headless: it goes in without dependencies (they are in [test]).
 SCENEDETECT := scenedetect==0.7.2
 
-# The web page's end-to-end test drives Debian's Chromium through its chromedriver (no browser download).
+# Debian packages the tests use: Chromium + chromedriver drive the web page's end-to-end test (no
+# browser download); the ffmpeg CLI is the decoding oracle that read_clip is compared against and
+# re-encodes real footage into hard formats (packed XviD, open-GOP H.264, MPEG-PS, ...).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-CHROMIUM_PKGS := chromium chromium-driver
+APT_PKGS := chromium chromium-driver ffmpeg
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PKGS) >/dev/null
+# OpenCV's real sample videos (Megamind.avi: XviD with B-frames; vtest.avi: DivX 3; tree.avi: Cinepak
+# with "repeat frame" entries) come from Debian's opencv-doc; only the three videos are kept.
+OPENCV_SAMPLES := $(VENV)/share/opencv-doc
+OPENCV_FILES := Megamind.avi vtest.avi tree.avi
 
 $(TEST_STAMP): $(BASE_STAMP)
 	$(PIP) install -q -e ".[test,export,serve]"
 	$(PIP) install -q --no-deps $(SCENEDETECT)
-	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CHROMIUM_PKGS) >/dev/null || \
-	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CHROMIUM_PKGS) >/dev/null; }
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v ffmpeg >/dev/null || \
+	  $(APT_INSTALL) || { $(SUDO) apt-get update -q >/dev/null && $(APT_INSTALL); }
+	@set -e; if [ ! -f $(OPENCV_SAMPLES)/tree.avi ]; then \
+	  tmp=$$(mktemp -d); dest=$$(pwd)/$(OPENCV_SAMPLES); \
+	  ( cd $$tmp && { apt-get download opencv-doc >/dev/null 2>&1 || { $(SUDO) apt-get update -q >/dev/null && apt-get download opencv-doc >/dev/null 2>&1; }; } \
+	    && dpkg -x opencv-doc_*.deb x && mkdir -p $$dest \
+	    && for f in $(OPENCV_FILES); do cp x/usr/share/doc/opencv-doc/examples/data/$$f $$dest/; done ); \
+	  rm -rf $$tmp; fi
 	touch $@
 
 $(BENCH_STAMP): $(TEST_STAMP)

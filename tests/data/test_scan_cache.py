@@ -91,7 +91,10 @@ def test_deep_scan_and_missing_manifest_entries(tree, tmp_path):
     assert sorted(Path(p).name for p, _ in shallow.bad) == ["garbage.mp4", "gone.mp4"]
     result = scan_dataset(layout="manifest", manifest=manifest, out=tmp_path / "out", workers=1, deep=True,
                           val_frac=0, test_frac=0)
-    assert sorted(Path(p).name for p, _ in result.bad) == ["damaged.mp4", "garbage.mp4", "gone.mp4"]
+    # A damaged file stays usable: its lost frames are substituted, and the scan counts it.
+    assert sorted(Path(p).name for p, _ in result.bad) == ["garbage.mp4", "gone.mp4"]
+    partial = {Path(row["path"]).name: row["warning"] for row in result.summary["partial_decode_files"]}
+    assert list(partial) == ["damaged.mp4"] and "could not be decoded" in partial["damaged.mp4"]
     assert "not found" in dict(result.bad)[str(tmp_path / "gone.mp4")]
     assert result.summary["missing"] == 1 and (tmp_path / "out" / "missing.csv").is_file()
 

@@ -28,6 +28,7 @@ class VideoInfo:
     path: str
     duration_s: float
     fps: float  # average frames per second over the whole video
+    nominal_fps: float  # the container's frame clock (r_frame_rate); above `fps` when frames are held or dropped
     is_vfr: bool  # frame intervals vary (phone recordings, screen captures, GIFs)
     num_frames: int  # exact: counted from the packets, not taken from the header
     header_frames: int  # what the container claims (0 when it does not say)
@@ -66,11 +67,18 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         audio = container.streams.audio[0] if container.streams.audio else None
         fps, is_vfr, duration = _timing(index, stream)
         warnings = [] if index.complete else [index.problem]
+        header = int(stream.frames or 0)
+        if index.complete and header > index.num_frames:
+            # AVI "repeat the previous frame" index entries: listed in the header, never decoded.
+            warnings.append(f"{header - index.num_frames} of the {header} frames listed in the header repeat the "
+                            f"previous frame; {index.num_frames} distinct frames (as ffprobe -count_frames counts)")
+        nominal = stream.guessed_rate or stream.average_rate or stream.base_rate
         width, height = (coded_h, coded_w) if rotation % 180 else (coded_w, coded_h)
         return VideoInfo(
             path=path,
             duration_s=round(duration, 6),
             fps=round(fps, 6),
+            nominal_fps=round(float(nominal), 6) if nominal else round(fps, 6),
             is_vfr=is_vfr,
             num_frames=index.num_frames,
             header_frames=int(stream.frames or 0),

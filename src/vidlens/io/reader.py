@@ -13,7 +13,6 @@ with a `PartialDecodeWarning` naming the file, and decoding gives up after
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -26,7 +25,7 @@ import numpy as np
 from vidlens.errors import VideoDecodeError
 from vidlens.io._open import MAX_CONSECUTIVE_ERRORS, is_url, open_input, set_decoder_threads
 from vidlens.io.convert import FrameConverter, Size
-from vidlens.io.index import FrameIndex, frame_index
+from vidlens.io.index import SEQUENTIAL, FrameIndex, frame_index, needs_decode_order
 
 
 class PartialDecodeWarning(UserWarning):
@@ -137,9 +136,16 @@ def read_clip(
 def _decode_at(
     path: str, index: FrameIndex, unique: np.ndarray, convert: FrameConverter, threads: int | None
 ) -> tuple[dict[int, np.ndarray], int]:
-    """Decode the frames at sorted unique indices; returns {index: image} and the bad-packet count."""
-    targets = index.pts[unique]
-    wanted_pts = frozenset(int(p) for p in targets)
+    """Decode the frames at sorted unique indices; returns {index: image} and the bad-packet count.
+
+    Works in frame numbers: a decoded frame is recognised by its pts (`index.number_of`), so files
+    whose timestamps are not in display order (AVI with B-frames) are read exactly too.
+    """
+    if index.order == SEQUENTIAL:
+        return _decode_sequential(path, index, unique, convert, threads)
+    targets = unique
+    # Skipping non-reference frames by packet pts is only sound when packet pts identify frames.
+    wanted_pts = frozenset(int(p) for p in index.pts[unique]) if index.order == "pts" else None
     out: dict[int, np.ndarray] = {}
     report = [0]
     unseekable = False
@@ -152,42 +158,46 @@ def _decode_at(
         while pos < targets.size and attempts < 2 * targets.size + 8:
             attempts += 1
             target = int(targets[pos])
-            seek_pts = index.keyframe_at_or_before(target)
-            for _ in range(back_off):
-                seek_pts = index.keyframe_at_or_before(seek_pts - 1)
-            if not _seek(container, stream, seek_pts):
+            key = max(0, index.keyframe_position(target) - back_off)
+            if not _seek(container, stream, int(index.keyframe_seek[key])):
                 unseekable = True
                 break
             first, exhausted = True, True
             for frame in _decode_packets(container, stream, path, report, wanted=wanted_pts):
-                fpts = frame.pts if frame.pts is not None else frame.dts
-                if fpts is None:
+                n = index.number_of(frame.pts if frame.pts is not None else frame.dts)
+                if n is None:
                     continue
                 if first:
                     first = False
-                    if fpts > target and seek_pts > int(index.pts[0]) and back_off < 4:
+                    # The first frame after a seek must be the keyframe it landed on, at or before the
+                    # target; otherwise the seek went too far or the demuxer mislabelled timestamps
+                    # after the jump (MPEG-PS): step back a keyframe, and after a few tries decode from the start.
+                    if key > 0 and (n > target or not index.is_keyframe(n)):
+                        if back_off >= 4:
+                            unseekable = True
+                            break
                         back_off, exhausted = back_off + 1, False
                         break
                     back_off = 0
-                while pos < targets.size and targets[pos] < fpts:
+                while pos < targets.size and targets[pos] < n:
                     pos += 1  # a wanted frame never came out of the decoder: reported as missing
-                if pos < targets.size and targets[pos] == fpts:
-                    out[int(unique[pos])] = convert(frame)
+                if pos < targets.size and targets[pos] == n:
+                    out[int(targets[pos])] = convert(frame)
                     pos += 1
-                if pos >= targets.size or index.keyframe_at_or_before(int(targets[pos])) > fpts:
+                if pos >= targets.size or index.keyframes[index.keyframe_position(int(targets[pos]))] > n:
                     # Done, or a keyframe lies between here and the next wanted frame: seek, don't decode.
                     exhausted = False
                     break
-            if exhausted:
+            if exhausted or unseekable:
                 break
     if unseekable:
         return _decode_sequential(path, index, unique, convert, threads)
     return out, report[0]
 
 
-def _seek(container, stream, pts: int) -> bool:
+def _seek(container, stream, ts: int) -> bool:
     try:
-        container.seek(int(pts), stream=stream, backward=True, any_frame=False)
+        container.seek(int(ts), stream=stream, backward=True, any_frame=False)
         return True
     except (av.FFmpegError, OSError, ValueError):
         return False
@@ -196,16 +206,17 @@ def _seek(container, stream, pts: int) -> bool:
 def _decode_sequential(
     path: str, index: FrameIndex, unique: np.ndarray, convert: FrameConverter, threads: int | None
 ) -> tuple[dict[int, np.ndarray], int]:
-    wanted = {int(index.pts[i]): int(i) for i in unique}
+    """Decode from the start; frames are numbered by their pts, or by counting when pts cannot tell them apart."""
+    wanted = {int(i) for i in unique}
     out: dict[int, np.ndarray] = {}
     report = [0]
     with open_input(path) as container:
         stream = container.streams.video[0]
         set_decoder_threads(stream, threads)
-        for frame in _decode_packets(container, stream, path, report):
-            i = wanted.get(frame.pts)
-            if i is not None:
-                out[i] = convert(frame)
+        for count, frame in enumerate(_decode_packets(container, stream, path, report)):
+            n = count if index.order == SEQUENTIAL else index.number_of(frame.pts)
+            if n in wanted:
+                out[n] = convert(frame)
                 if len(out) == len(wanted):
                     break
     return out, report[0]
@@ -247,11 +258,13 @@ def iter_frames(
         time_base = float(stream.time_base) if stream.time_base else 1e-3
         origin: int | None = None
         index: FrameIndex | None = None
-        if start:
+        if start or (not is_url(path) and needs_decode_order(container, stream)):
+            # Seeking needs the index; so do files whose timestamps are not in display order (AVI with B-frames).
             index = frame_index(path)
-            origin = int(index.pts[0])
-            seek_to = index.keyframe_at_or_before(origin + int(math.floor(start / time_base)))
-            if not _seek(container, stream, seek_to):
+        if start:
+            assert index is not None
+            key = index.keyframe_position(int(index.index_of_time(start)))
+            if not _seek(container, stream, int(index.keyframe_seek[key])):
                 raise VideoDecodeError(path, f"cannot seek to {start:.3f}s")
         counter = -1
         step = 1.0 / fps if fps else None
@@ -260,6 +273,7 @@ def iter_frames(
         pending_image: np.ndarray | None = None
         header_frames = int(stream.frames or 0)
         decoded = 0
+        last_fidx = -1
         for frame in _decode_packets(container, stream, path, report):
             decoded += 1
             fpts = frame.pts if frame.pts is not None else frame.dts
@@ -269,8 +283,20 @@ def iter_frames(
             if report[0] and index is None and not is_url(path):
                 # Packets were lost: counting frames no longer gives their index; the packet index does.
                 index = frame_index(path)
-            t = (fpts - origin) * time_base if fpts is not None else counter * (step or 0.04)
-            fidx = index.index_of_pts(fpts) if index is not None and fpts is not None else counter
+            if index is not None and index.order != SEQUENTIAL:
+                found = index.number_of(fpts)
+                if found is None and index.order == "pts" and fpts is not None:
+                    found = index.frame_at_or_before(int(fpts))
+                if found is None:
+                    if start:
+                        continue  # a frame decoded only because of the seek, not in the file's own order
+                    found = last_fidx + 1
+                fidx = min(found, index.num_frames - 1)
+                t = float(index.times[fidx])
+            else:
+                fidx = counter
+                t = (fpts - origin) * time_base if fpts is not None else counter * (step or 0.04)
+            last_fidx = fidx
             if start is not None and t < start - 1e-9 and step is None:
                 continue
             if end is not None and t >= end - 1e-9:
