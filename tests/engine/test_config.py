@@ -59,3 +59,25 @@ def test_unknown_keys(tmp_path):
         TrainConfig.load_yaml(path)
     with pytest.raises(ConfigError, match="does not exist"):
         TrainConfig.load_yaml(tmp_path / "missing.yaml")
+
+
+def test_unknown_attributes_and_keys_are_rejected_with_the_valid_names(tmp_path):
+    cfg = TrainConfig()
+    with pytest.raises(ConfigError, match=r"no setting 'epoch'.*valid: epochs, steps, min_steps"):
+        cfg.epoch = 3  # a typo is an error, not a silent no-op
+    assert cfg.epochs == 10
+    cfg.epochs = 3  # real fields stay settable
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 2\nlearning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"unknown training option\(s\): learning_rate; valid: epochs, .*\blr\b"):
+        TrainConfig.load_yaml(path)
+
+
+def test_step_and_selection_options_are_checked():
+    cfg = TrainConfig(steps="300", min_steps=50, select_by="loss", min_val_size=10)
+    assert (cfg.steps, cfg.min_steps, cfg.select_by, cfg.min_val_size) == (300, 50, "loss", 10)
+    assert TrainConfig().select_by == "auto" and TrainConfig().steps == TrainConfig().min_steps == 0
+    with pytest.raises(ConfigError, match="steps must be >= 0"):
+        TrainConfig(steps=-1)
+    with pytest.raises(ConfigError, match="select_by must be one of auto, metric, loss"):
+        TrainConfig(select_by="top1")

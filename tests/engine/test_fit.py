@@ -13,7 +13,7 @@ from vidlens.tasks.classify import ClassificationTask
 from vidlens.errors import ConfigError, DatasetError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-BASE = {"batch_size": 8, "workers": 0, "device": "cpu", "weight_decay": 0.0}
+BASE = {"batch_size": 8, "workers": 0, "device": "cpu", "weight_decay": 0.0, "select_by": "metric"}
 
 
 def cfg(**kw) -> TrainConfig:
@@ -69,7 +69,7 @@ def test_progress_goes_to_stderr_only_when_asked(tmp_path, capsys):
 def test_early_stopping_with_a_flat_metric_stops_after_patience(tmp_path):
     train, val = datasets(64, 32)
     result = fit(make_task(), train, val, cfg(epochs=10, lr=0.0, early_stopping_patience=2), tmp_path)
-    assert result.stopped_early and result.epochs_run == 3 and result.best_epoch == 1
+    assert result.stopped_early and result.epochs_run == 3 and result.best_epoch == 3  # ties go to the later epoch
     assert load_checkpoint(tmp_path / "last.pt")["train_state"]["stopped_early"] is True
 
 
@@ -85,9 +85,9 @@ class ScriptedTask(ClassificationTask):
 
 
 @pytest.mark.parametrize(("script", "patience", "stops_after", "best_epoch"), [
-    ([0.1, 0.3, 0.2, 0.25, 0.3, 0.9, 0.9], 3, 5, 2),  # 0.3 again is not an improvement
+    ([0.1, 0.3, 0.2, 0.25, 0.3, 0.9, 0.9], 3, 5, 5),  # 0.3 again: no progress (patience runs out), but best.pt moves to the later tie
     ([0.1, 0.3, 0.2, 0.4, 0.3, 0.35, 0.5], 3, 7, 7),  # the counter resets on improvement
-    ([0.5, 0.6, 0.7, 0.7, 0.8, 0.9, 0.9], 1, 4, 3),
+    ([0.5, 0.6, 0.7, 0.7, 0.8, 0.9, 0.9], 1, 4, 4),
 ])
 def test_early_stopping_counts_evaluations_without_improvement(tmp_path, script, patience, stops_after, best_epoch):
     train, val = datasets(32, 16)
@@ -273,3 +273,41 @@ def test_monitor_missing_from_metrics_is_a_config_error(tmp_path):
     task.monitor = "f1_at_7"
     with pytest.raises(ConfigError, match="f1_at_7"):
         fit(task, train, val, cfg(epochs=1), tmp_path)
+
+
+# ---------------------------------------------------------------- step-based schedules, tiny validation splits
+
+
+def test_min_steps_repeats_a_small_training_set_within_each_epoch(tmp_path):
+    train, val = datasets(12, 30)  # 12 videos, batch 8: one pass is a single step
+    plain = fit(make_task(), train, val, cfg(epochs=2, lr=0.03), tmp_path / "plain")
+    assert plain.steps == 2
+    result = fit(make_task(), train, val, cfg(epochs=2, lr=0.03, min_steps=20), tmp_path / "min")
+    assert result.steps == 20 and result.epochs_run == 2 and len(result.history) == 2  # still 2 evaluation rounds
+    assert load_checkpoint(tmp_path / "min" / "last.pt")["train_state"]["global_step"] == 20
+    assert result.history[-1]["train_loss"] < plain.history[-1]["train_loss"]
+    # `steps` is the exact total, shorter or longer than the epochs' passes.
+    train64, _ = datasets(64, 8)
+    assert fit(make_task(), train64, None, cfg(epochs=3, steps=6), tmp_path / "exact").steps == 6
+    assert fit(make_task(), train, None, cfg(epochs=3, steps=7), tmp_path / "long").steps == 9  # ceil(7/3) per epoch
+
+
+def test_repeated_passes_shuffle_each_pass_and_keep_every_item():
+    sampler = EpochSampler(12, seed=0, passes=3)
+    order = list(sampler)
+    assert len(order) == len(sampler) == 36
+    passes = [order[i * 12 : (i + 1) * 12] for i in range(3)]
+    assert all(sorted(p) == list(range(12)) for p in passes) and passes[0] != passes[1]
+    assert passes[0] == list(EpochSampler(12, seed=0))  # the first pass is the one-pass order
+
+
+def test_a_tiny_validation_split_selects_by_loss_and_says_so(tmp_path):
+    train, val = datasets(32, 6)
+    result = fit(make_task(), train, val, cfg(epochs=3, lr=0.03, select_by="auto"), tmp_path / "tiny")
+    assert result.monitor == "loss"
+    assert result.best_metric == min(r["val_loss"] for r in result.history)
+    assert any("only 6 items" in n for n in result.notes) and any("validation loss" in n for n in result.notes)
+    forced = fit(make_task(), train, val, cfg(epochs=2, lr=0.03, select_by="metric"), tmp_path / "metric")
+    assert forced.monitor == "top1" and any("only 6 items" in n for n in forced.notes)  # still warned
+    big = fit(make_task(), *datasets(32, 24), cfg(epochs=1, lr=0.03, select_by="auto"), tmp_path / "big")
+    assert big.monitor == "top1" and big.notes == []

@@ -17,11 +17,33 @@ from typing import Any, Literal
 from vidlens.errors import ConfigError
 
 
+class StrictFields:
+    """Dataclass mixin: setting an attribute that is not a field raises `ConfigError` naming the
+    valid ones (`cfg.epochs = 1` on a config whose field is `cfg.train.epochs` is a typo, not a no-op)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        valid = [f.name for f in fields(self)]  # type: ignore[arg-type]
+        if name not in valid:
+            raise ConfigError(None, f"{type(self).__name__} has no setting {name!r}; valid: {', '.join(valid)}")
+        object.__setattr__(self, name, value)
+
+
+def unknown_keys_error(section: str, unknown: list[str], valid: list[str]) -> ConfigError:
+    """The error for unknown config keys: names them and lists the valid ones."""
+    return ConfigError(None, f"unknown {section} option(s): {', '.join(map(str, unknown))}; valid: {', '.join(valid)}")
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(StrictFields):
     """How a task is trained and evaluated. Defaults suit fine-tuning a small video model."""
 
     epochs: int = 10
+    # Optimizer steps (DESIGN: schedule by steps, not only epochs). `steps`: the run's total
+    # (0 = one pass over the training set per epoch); `min_steps`: at least this many. Either
+    # way the `epochs` stay the evaluation rounds, each one `total / epochs` steps long,
+    # repeating the training set as often as needed (12 videos still get their updates).
+    steps: int = 0
+    min_steps: int = 0
     batch_size: int = 8
     workers: int = 2
     seed: int = 0
@@ -41,6 +63,11 @@ class TrainConfig:
     # Loss / sampling (label smoothing is applied by the task; kept here for the record).
     label_smoothing: float = 0.0
     balanced_sampler: bool = False
+    # Best checkpoint: the task's metric (e.g. top1), the validation loss, or "auto": the loss when
+    # the validation split has fewer than `min_val_size` items (a tiny split's accuracy jumps by
+    # chance). Ties go to the later epoch either way.
+    select_by: Literal["auto", "metric", "loss"] = "auto"
+    min_val_size: int = 20
     # Stopping and robustness.
     early_stopping_patience: int = 0  # 0 = off; evaluations without improvement of task.monitor
     max_bad_batches: int = 10  # abort after this many failing batches in a row
@@ -64,7 +91,8 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(None, f"{name} must be >= 1 (got {getattr(self, name)})")
         non_negative = ("workers", "lr", "weight_decay", "momentum", "warmup_epochs", "min_lr", "plateau_patience",
-                        "early_stopping_patience", "max_bad_batches", "clip_grad_norm", "max_steps_per_epoch")
+                        "early_stopping_patience", "max_bad_batches", "clip_grad_norm", "max_steps_per_epoch",
+                        "steps", "min_steps", "min_val_size")
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ConfigError(None, f"{name} must be >= 0 (got {getattr(self, name)})")
@@ -91,9 +119,9 @@ class TrainConfig:
         """Build from a mapping; unknown keys raise `ConfigError` unless `strict=False` (then ignored)."""
         data = dict(data or {})
         names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - names, key=str)
         if unknown and strict:
-            raise ConfigError(None, f"unknown training option(s): {', '.join(unknown)}")
+            raise unknown_keys_error("training", unknown, [f.name for f in fields(cls)])
         return cls(**{k: v for k, v in data.items() if k in names})
 
     def save_yaml(self, path: str | os.PathLike[str]) -> Path:

@@ -111,7 +111,7 @@ class EpochSampler(Sampler[int]):
     """This rank's indices for epoch `set_epoch(e)`: a function of (seed, e, rank) only."""
 
     def __init__(self, num_items: int, *, seed: int = 0, num_replicas: int = 1, rank: int = 0,
-                 weights: Sequence[float] | torch.Tensor | None = None) -> None:
+                 weights: Sequence[float] | torch.Tensor | None = None, passes: int = 1) -> None:
         if num_items < 1:
             raise ConfigError(None, "cannot sample from an empty training set")
         self.num_items = int(num_items)
@@ -120,26 +120,34 @@ class EpochSampler(Sampler[int]):
         self.rank = int(rank)
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
         self.epoch = 0
-        self.num_samples = -(-self.num_items // self.num_replicas)
+        self.passes = max(1, int(passes))  # passes over the set per epoch (step-based schedules on small sets)
+        self.per_pass = -(-self.num_items // self.num_replicas)
+        self.num_samples = self.per_pass * self.passes
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def global_order(self) -> list[int]:
-        g = torch.Generator()
-        g.manual_seed(derive_seed(self.seed, self.epoch, 2))
-        if self.weights is not None:
-            order = torch.multinomial(self.weights, self.num_items, replacement=True, generator=g)
-        else:
-            order = torch.randperm(self.num_items, generator=g)
-        order = order.tolist()
-        total = self.num_samples * self.num_replicas
-        while len(order) < total:
-            order += order[: total - len(order)]
-        return order
+        """Every rank's items of this epoch: `passes` shuffles of the set, each padded to a multiple of the ranks."""
+        out: list[int] = []
+        for p in range(self.passes):
+            g = torch.Generator()
+            g.manual_seed(derive_seed(self.seed, self.epoch, 2) if p == 0 else derive_seed(self.seed, self.epoch, 2, p))
+            if self.weights is not None:
+                order = torch.multinomial(self.weights, self.num_items, replacement=True, generator=g)
+            else:
+                order = torch.randperm(self.num_items, generator=g)
+            order = order.tolist()
+            total = self.per_pass * self.num_replicas
+            while len(order) < total:
+                order += order[: total - len(order)]
+            out += order
+        return out
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.global_order()[self.rank :: self.num_replicas])
+        order = self.global_order()
+        per = self.per_pass * self.num_replicas  # each pass split across ranks on its own
+        return iter([i for p in range(self.passes) for i in order[p * per : (p + 1) * per][self.rank :: self.num_replicas]])
 
     def __len__(self) -> int:
         return self.num_samples

@@ -54,6 +54,8 @@ class FitResult:
     monitor: str = ""
     run_dir: Path | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # caveats for the run's summary (e.g. a tiny validation split)
+    steps: int = 0  # optimizer steps made
 
 
 def fit(task: Any, train_set: Dataset, val_set: Dataset | None, cfg: TrainConfig, run_dir: str | Path, *,
@@ -73,6 +75,43 @@ def fit(task: Any, train_set: Dataset, val_set: Dataset | None, cfg: TrainConfig
         return trainer.run(resume, progress)
 
 
+def _epoch_plan(per_rank: int, cfg: TrainConfig) -> tuple[int, int]:
+    """(batches per epoch, passes over the training set per epoch) for `cfg.steps` / `cfg.min_steps`.
+
+    One pass makes `per_rank // batch_size` batches (all items in one batch when they fit in one).
+    With a step target, every epoch makes `ceil(total_steps / epochs)` optimizer steps and the
+    sampler repeats the set (fresh shuffles) as often as that needs.
+    """
+    one_pass = per_rank // cfg.batch_size if per_rank > cfg.batch_size else 1
+    pass_steps = math.ceil(one_pass / cfg.accumulate)
+    total = cfg.steps if cfg.steps else max(pass_steps * cfg.epochs, cfg.min_steps)
+    steps = max(1, math.ceil(total / cfg.epochs))
+    if steps <= pass_steps:
+        return min(one_pass, steps * cfg.accumulate), 1
+    batches = steps * cfg.accumulate
+    return batches, math.ceil(batches * cfg.batch_size / per_rank)
+
+
+def _selection(task: Any, val_set: Dataset | None, cfg: TrainConfig, notes: list[str]) -> tuple[str, str]:
+    """(monitor, mode) that chooses `best.pt`: the training loss without a validation set, else the task's
+    metric or the validation loss (`cfg.select_by`; "auto" = the loss on a split too small to trust)."""
+    if val_set is None:
+        return "train_loss", "min"
+    n = len(val_set)
+    if n < cfg.min_val_size:
+        notes.append(f"the validation split has only {n} items (fewer than {cfg.min_val_size}): its accuracy moves "
+                     f"by chance, so treat the validation figures and the best epoch with caution")
+    if cfg.select_by == "loss" or (cfg.select_by == "auto" and n < cfg.min_val_size):
+        if cfg.select_by == "auto":
+            notes.append("best.pt is chosen by the validation loss (ties to the later epoch), not by "
+                         f"{task.monitor}; use select_by=metric to change that")
+        return "loss", "min"
+    mode = getattr(task, "monitor_mode", "max")
+    if mode not in ("max", "min"):
+        raise ConfigError(None, f"task.monitor_mode must be 'max' or 'min' (got {mode!r})")
+    return task.monitor, mode
+
+
 class _EpochStats:
     """Running sums of one epoch (tensors stay on the device: no sync per step)."""
 
@@ -89,17 +128,13 @@ class _Trainer:
         self.run_dir, self.ctx = run_dir, ctx
         self.extra = extra
         self.model: torch.nn.Module = task.model.to(ctx.device)
-        if val_set is None:
-            self.monitor, self.mode = "train_loss", "min"
-        else:
-            self.monitor, self.mode = task.monitor, getattr(task, "monitor_mode", "max")
-        if self.mode not in ("max", "min"):
-            raise ConfigError(None, f"task.monitor_mode must be 'max' or 'min' (got {self.mode!r})")
+        self.notes: list[str] = []
+        self.monitor, self.mode = _selection(task, val_set, cfg, self.notes)
         weights = item_weights(train_set) if cfg.balanced_sampler else None
+        per_rank = -(-len(train_set) // ctx.world_size)
+        batches, passes = _epoch_plan(per_rank, cfg)
         self.sampler = EpochSampler(len(train_set), seed=cfg.seed, num_replicas=ctx.world_size, rank=ctx.rank,
-                                    weights=weights)
-        per_rank = len(self.sampler)
-        batches = per_rank // cfg.batch_size if per_rank > cfg.batch_size else 1
+                                    weights=weights, passes=passes)
         self.batches_per_epoch = batches
         if cfg.max_steps_per_epoch:
             self.batches_per_epoch = min(batches, cfg.max_steps_per_epoch * cfg.accumulate)
@@ -184,11 +219,15 @@ class _Trainer:
         if val_sampler is None or evaluated:
             value = row["train_loss"] if val_sampler is None else self._monitored(metrics)
             self.schedule.observe(value)
-            improved = math.isfinite(value) and (
+            better = math.isfinite(value) and (
                 self.best is None or (value > self.best if self.mode == "max" else value < self.best))
+            tie = math.isfinite(value) and self.best is not None and value == self.best
+            improved = better or tie  # a tie moves best.pt to the later (longer-trained) epoch
             if improved:
-                self.best, self.best_epoch, self.bad_evals = float(value), epoch + 1, 0
-            else:
+                self.best, self.best_epoch = float(value), epoch + 1
+            if better:
+                self.bad_evals = 0
+            else:  # a tie is no progress for early stopping
                 self.bad_evals += 1
                 if cfg.early_stopping_patience and self.bad_evals >= cfg.early_stopping_patience:
                     self.stopped_early = True
@@ -404,5 +443,5 @@ class _Trainer:
             bad_batches=sum(int(r.get("bad_batches", 0)) for r in self.history),
             best_checkpoint=best_path if best_path.is_file() else None,
             last_checkpoint=last_path if last_path.is_file() else None,
-            monitor=self.monitor, run_dir=self.run_dir,
+            monitor=self.monitor, run_dir=self.run_dir, notes=list(self.notes), steps=self.global_step,
         )
