@@ -210,7 +210,22 @@ def test_sample_indices_shapes(mode, num_frames):
     train = sample_indices(cfg, num_frames, 25.0, True, np.random.default_rng(0))
     _check(train, num_frames, (8,))
     test = sample_indices(cfg, num_frames, 25.0, False)
-    _check(test, num_frames, (4 if mode == "clip" else 1, 8))
+    _check(test, num_frames, (1 if mode == "uniform" else 4, 8))  # clip and tsn average num_clips views
+
+
+def test_segment_views_spread_inside_segments_and_one_view_is_the_centres():
+    from vidlens.data.samplers import segment_views
+
+    np.testing.assert_array_equal(segment_views(100, 4, 1), [uniform_indices(100, 4)])
+    views = segment_views(100, 4, 3)  # segments of 25 frames; offsets 1/6, 1/2, 5/6 of each
+    np.testing.assert_array_equal(views, [[4, 29, 54, 79], [12, 37, 62, 87], [20, 45, 70, 95]])
+    # Several views of a tsn sampler see distinct frames that cover the clip; each stays in its segment.
+    cfg = SamplerConfig(mode="tsn", clip_len=8, num_clips=4)
+    test = sample_indices(cfg, 160, 25.0, False)
+    assert len(np.unique(test)) == test.size
+    assert ((test // 20) == np.arange(8)[None, :]).all()
+    # A 5-frame trimmed clip: views still stay inside the clip.
+    assert segment_views(5, 8, 3).max() == 4 and segment_views(5, 8, 3).min() == 0
 
 
 def test_sample_indices_fps_resampling_maps_back_to_source():

@@ -13,8 +13,12 @@ Modes (`SamplerConfig.mode`):
 - ``"uniform"``: `clip_len` frames spread over the whole video, one at the centre of
   each of `clip_len` equal segments (the same in training and testing).
 - ``"tsn"``: Temporal Segment Networks: the video is cut into `clip_len` equal
-  segments and one frame is taken from each, at random in training and at the
-  segment centre in testing.
+  segments and one frame is taken from each, at random in training; testing takes
+  `num_clips` views at evenly spaced offsets inside the segments (one view: the centres).
+
+Which to use: `tsn`/`uniform` for trimmed clips (each clip is one action: frames from the
+whole clip) and for frame+temporal models; `clip` for 3D CNNs (they need consecutive frames)
+and for long, untrimmed videos where one window is one decision (see docs/training.md).
 
 Frame rate: with `fps` set, the video is first seen at that rate
 (`resample_indices`: frames dropped or repeated, as `vidlens.io.iter_frames(fps=...)`
@@ -87,7 +91,8 @@ class SamplerConfig:
     `clip_len`: frames per clip (clip mode), frames over the whole video (uniform),
     segments (tsn). `stride`: clip mode, step between sampled frames counted at the
     target fps. `fps`: resample the video to this rate first (None = native rate).
-    `num_clips`: test-time views for clip mode (uniform/tsn ignore it).
+    `num_clips`: test-time views: clips spread over the video (clip mode) or offsets inside
+    the segments (tsn, see `segment_views`); uniform ignores it (always the same frames).
     `short_video`: "loop" or "pad" (see the module docstring).
     """
 
@@ -246,6 +251,21 @@ def tsn_indices(
     return np.minimum(rng.integers(lo, hi), num_frames - 1).astype(np.int64)
 
 
+def segment_views(num_frames: int, num_segments: int, num_views: int) -> np.ndarray:
+    """`(num_views, num_segments)`: test views of a segment sampler (TSN's multi-view testing).
+
+    View ``k`` takes, in each of the `num_segments` equal segments, the frame at the fraction
+    ``(k + 0.5) / num_views`` of the segment: ``floor((i + (k + 0.5) / K) * N / n)``. One view is
+    the segment centres (`uniform_indices`); several views cover the whole clip evenly between them.
+    """
+    num_frames = _positive_int("num_frames", num_frames)
+    num_segments = _positive_int("num_segments", num_segments)
+    num_views = _positive_int("num_views", num_views)
+    offsets = (np.arange(num_views, dtype=np.float64)[:, None] + 0.5) / num_views
+    pos = (np.arange(num_segments, dtype=np.float64)[None, :] + offsets) * (num_frames / num_segments)
+    return np.minimum(np.floor(pos + _EPS).astype(np.int64), num_frames - 1)
+
+
 def sample_indices(
     cfg: SamplerConfig,
     num_frames: int,
@@ -256,7 +276,8 @@ def sample_indices(
     """Source frame indices for one video under `cfg`.
 
     Training: `(T,)`, one clip (random clip, TSN random frames, or uniform).
-    Testing: `(K, T)` views, deterministic; ``K = cfg.num_clips`` in clip mode, 1 otherwise.
+    Testing: `(K, T)` views, deterministic; ``K = cfg.num_clips`` (clip mode: clips spread over
+    the video; tsn: `segment_views`, offsets inside the segments); uniform: its one view.
     ``T = cfg.clip_len``. With `cfg.fps` set, sampling happens on the video resampled
     to that rate and the chosen ticks are mapped back to source frames (`src_fps` is
     only read then). `rng`: training randomness (None = a fresh unseeded generator).
@@ -273,12 +294,12 @@ def sample_indices(
             picked = random_clip_indices(n, cfg.clip_len, cfg.stride, rng, cfg.short_video)
         else:
             picked = multi_clip_indices(n, cfg.clip_len, cfg.stride, cfg.num_clips, cfg.short_video)
-    elif cfg.mode == "uniform":
+    elif cfg.mode == "uniform":  # deterministic: the very frames it trained on
         picked = uniform_indices(n, cfg.clip_len)
         if not train:
             picked = picked[None]
-    else:  # tsn
+    elif train:  # tsn
         picked = tsn_indices(n, cfg.clip_len, train, rng)
-        if not train:
-            picked = picked[None]
+    else:  # tsn test: `num_clips` views of offsets inside the segments
+        picked = segment_views(n, cfg.clip_len, cfg.num_clips)
     return timeline[picked]
