@@ -74,3 +74,50 @@ def test_composite_surface():
     assert model.classify(feats).shape == (1, 7)
     with pytest.raises(ValueError, match=r"\(B,T,C,H,W\)"):
         model(torch.randn(3, 3, 48, 48))
+
+
+@pytest.mark.parametrize("name", ["tsn", "gru", "tconv"])
+def test_feature_diff_appends_frame_to_frame_differences(name):
+    """`feature_diff=true` (`--model-arg feature_diff=true`): the head reads [f_t, f_t - f_{t-1}]."""
+    from vidlens.models import resolved_args
+    from vidlens.models.temporal import with_differences
+
+    assert resolved_args(name, **SMALL)["feature_diff"] is False
+    args = resolved_args(name, **SMALL, feature_diff=True)
+    model = build_model(name, 3, **args).eval()
+    plain = build_model(name, 3, **SMALL)
+    assert model.feature_diff and model.frame_dim == plain.frame_dim
+    first = next(p for p in model.head.parameters() if p.ndim >= 2) if name != "tsn" else model.fc.weight
+    if name == "tsn":  # mean pool: the classifier sees 2D features
+        assert model.fc.in_features == 2 * plain.fc.in_features
+    else:
+        assert first.shape[-1 if name == "gru" else 1] == 2 * model.frame_dim
+    f = torch.randn(2, 5, model.frame_dim)
+    both = with_differences(f)
+    assert both.shape == (2, 5, 2 * model.frame_dim)
+    torch.testing.assert_close(both[:, :, : model.frame_dim], f)
+    torch.testing.assert_close(both[:, 0, model.frame_dim :], torch.zeros(2, model.frame_dim))
+    torch.testing.assert_close(both[:, 3, model.frame_dim :], f[:, 3] - f[:, 2])
+    # Frames in, precomputed features in, and the head-only model all agree.
+    x = torch.randn(2, 5, 3, 32, 32)
+    with torch.no_grad():
+        logits = model(x)
+        torch.testing.assert_close(model(model.frame_features(x)), logits)
+        torch.testing.assert_close(model.head_model().eval()(model.frame_features(x)), logits)
+    # A still clip (every frame the same) has zero differences: its mean-pooled features are [f, 0].
+    if name == "tsn":
+        still = x[:, :1].expand(-1, 5, -1, -1, -1)
+        feats = model.features(still)
+        torch.testing.assert_close(feats[:, model.frame_dim :], torch.zeros(2, model.frame_dim))
+    # Gradients reach every parameter.
+    model.train()
+    model(x).sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_feature_diff_must_be_a_bool():
+    from vidlens.errors import ConfigError
+    from vidlens.models import resolved_args
+
+    with pytest.raises(ConfigError, match="feature_diff must be true/false"):
+        resolved_args("tsn", feature_diff="yes")

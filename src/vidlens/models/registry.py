@@ -49,6 +49,7 @@ _FRAME_COMMON = {
     "weights_file": None,
     "freeze_encoder": False,
     "dropout": 0.5,
+    "feature_diff": False,
 }
 _RNN = {"hidden": 256, "layers": 1, "bidirectional": True}
 _WEIGHTS_3D = {"weights": None, "weights_file": None}

@@ -10,7 +10,10 @@ A head maps per-frame features `(B,T,D)` to a clip embedding `(B,out_dim)`:
 - `TConvHead`: 1D temporal convolutions (Conv1d-BN-ReLU) then mean pooling over time; cheap, sees motion.
 
 `FrameTemporalModel` folds time into the batch, runs a `FrameEncoder` on every frame, applies a
-head and a linear classifier. Written once for every encoder.
+head and a linear classifier. Written once for every encoder. `feature_diff=True` appends
+temporal differences of the frame features to every frame, `[f_t, f_t - f_{t-1}]` (`(B,T,2D)`,
+the first frame's difference is zero): TSN's RGB-difference idea on features, so even an
+order-blind mean pool sees how much, and in which feature directions, the clip moves.
 """
 
 from __future__ import annotations
@@ -138,6 +141,13 @@ class TConvHead(nn.Module):
         return self.net(f.transpose(1, 2)).mean(dim=2)
 
 
+def with_differences(f: Tensor) -> Tensor:
+    """`(B,T,D)` -> `(B,T,2D)`: each frame's features and their change from the previous frame (zero at t=0)."""
+    diff = torch.zeros_like(f)
+    diff[:, 1:] = f[:, 1:] - f[:, :-1]
+    return torch.cat([f, diff], dim=-1)
+
+
 class HeadModel(nn.Module):
     """`(B,T,D)` precomputed per-frame features -> `(B,num_classes)` logits.
 
@@ -145,8 +155,9 @@ class HeadModel(nn.Module):
     so a head trained on cached features is the head inside the full model.
     """
 
-    def __init__(self, head: nn.Module, dropout: nn.Module, fc: nn.Linear) -> None:
+    def __init__(self, head: nn.Module, dropout: nn.Module, fc: nn.Linear, feature_diff: bool = False) -> None:
         super().__init__()
+        self.feature_diff = feature_diff
         self.head = head
         self.dropout = dropout
         self.fc = fc
@@ -154,10 +165,10 @@ class HeadModel(nn.Module):
         self.feature_dim = fc.in_features
 
     def features(self, f: Tensor) -> Tensor:
-        return self.head(f)
+        return self.head(with_differences(f) if self.feature_diff else f)
 
     def forward(self, f: Tensor) -> Tensor:
-        return self.fc(self.dropout(self.head(f)))
+        return self.fc(self.dropout(self.features(f)))
 
 
 class FrameTemporalModel(VideoModel):
@@ -168,8 +179,9 @@ class FrameTemporalModel(VideoModel):
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, num_classes: int, dropout: float = 0.5,
-                 freeze_encoder: bool = False, multi_label: bool = False) -> None:
+                 freeze_encoder: bool = False, multi_label: bool = False, feature_diff: bool = False) -> None:
         super().__init__()
+        self.feature_diff = feature_diff  # the head sees (B,T,2D): [f_t, f_t - f_{t-1}]
         self.encoder = encoder
         self.head = head
         self.dropout = nn.Dropout(dropout)
@@ -204,8 +216,8 @@ class FrameTemporalModel(VideoModel):
         return f.view(b, t, -1)
 
     def features_from_frame_features(self, f: Tensor) -> Tensor:
-        """`(B,T,D)` -> `(B,feature_dim)`."""
-        return self.head(f)
+        """`(B,T,D)` per-frame encoder features -> `(B,feature_dim)` (differences appended first with `feature_diff`)."""
+        return self.head(with_differences(f) if self.feature_diff else f)
 
     def classify(self, features: Tensor) -> Tensor:
         """`(B,feature_dim)` -> `(B,num_classes)`."""
@@ -224,7 +236,7 @@ class FrameTemporalModel(VideoModel):
 
     def head_model(self) -> HeadModel:
         """A module `(B,T,D)` -> logits sharing this model's head and classifier parameters."""
-        return HeadModel(self.head, self.dropout, self.fc)
+        return HeadModel(self.head, self.dropout, self.fc, self.feature_diff)
 
 
 HEADS = ("mean", "max", "lstm", "gru", "transformer", "tconv")
@@ -258,12 +270,16 @@ def build_frame_temporal(
     dropout: float = 0.5,
     multi_label: bool = False,
     load_weights: bool = True,
+    feature_diff: bool = False,
     **head_args,
 ) -> FrameTemporalModel:
-    """Encoder + head + linear classifier (the builder behind `tsn`, `lstm`, `gru`, `transformer`, ...)."""
+    """Encoder + head + linear classifier (the builder behind `tsn`, `lstm`, `gru`, `transformer`, ...).
+
+    `feature_diff`: the head reads `[f_t, f_t - f_{t-1}]` (twice the encoder's width)."""
     from vidlens.models.encoders import build_encoder
 
     enc = build_encoder(encoder, width=width, pretrained=pretrained, weights_file=weights_file,
                         load_weights=load_weights, spatial_grid=spatial_grid)
-    return FrameTemporalModel(enc, build_head(head, enc.out_dim, **head_args), num_classes, dropout,
-                              freeze_encoder=freeze_encoder, multi_label=multi_label)
+    in_dim = enc.out_dim * (2 if feature_diff else 1)
+    return FrameTemporalModel(enc, build_head(head, in_dim, **head_args), num_classes, dropout,
+                              freeze_encoder=freeze_encoder, multi_label=multi_label, feature_diff=feature_diff)
