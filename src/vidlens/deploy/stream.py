@@ -1,11 +1,15 @@
 """Real-time inference on a live source (file paced at its own rate, webcam, RTSP/HTTP URL).
 
 A reader thread decodes frames at the checkpoint's fps and size into a ring buffer
-(`deque(maxlen=clip span)`) and never waits for inference: when the model falls behind,
-old frames fall out of the buffer (counted as dropped) instead of queueing up, so a decision
-is always about the latest clip and its staleness stays bounded. The caller's thread runs the
-model every `every` new frames on the latest clip, smooths probabilities with an exponential
-moving average and emits decisions (and, optionally, start/end events with hysteresis).
+(`deque(maxlen=clip span)`). From a live source (camera, URL, or a file paced as one with
+`realtime`) it never waits for inference: when the model falls behind, old frames fall out
+of the buffer (counted as dropped) instead of queueing up, so a decision is always about the
+latest clip and its staleness stays bounded. Offline (a file with `realtime=False`) nothing is
+dropped: the reader waits for each decision before overwriting frames not yet classified, and
+the last frames get a final decision, so every frame is in a classified clip. The caller's
+thread runs the model every `every` new frames on the latest clip, smooths probabilities with
+an exponential moving average and emits decisions (and, optionally, start/end events with
+hysteresis).
 
 Times: `t_s` is stream time (seconds from the first frame); `latency_ms` is from the arrival
 of the clip's last frame to the decision; `stale_s` is how far the decision lags the stream's
@@ -38,12 +42,12 @@ Event = dict[str, Any]
 class StreamConfig:
     """How `run_stream` reads and decides. `realtime=None`: on for files, off for live sources."""
 
-    every: int = 4  # run the model every k new frames
+    every: int = 4  # run the model every k new frames (offline, k above the clip length skips frames by request)
     smooth: float = 0.5  # EMA weight of the past: smoothed = smooth*previous + (1-smooth)*new
     threshold: float = 0.6  # --events: a label starts when its smoothed score reaches this
     hysteresis: float = 0.1  # ... and ends when it falls below threshold - hysteresis
     events: bool = False
-    realtime: bool | None = None
+    realtime: bool | None = None  # pace a file at its own rate (a live source); False: offline, every frame
     output: str | None = None  # annotated video (every frame read, current label drawn)
     max_seconds: float | None = None  # stop after this much stream time (live sources run forever)
 
@@ -228,12 +232,15 @@ class _Reader(threading.Thread):
     """Decodes into a ring buffer; never waits for the consumer. Its exception is kept for the caller."""
 
     def __init__(self, frames: Iterator[Any], span: int, realtime: bool, max_seconds: float | None,
-                 on_frame: Callable[[Any], None] | None) -> None:
+                 on_frame: Callable[[Any], None] | None, lossless: bool = False, every: int = 1) -> None:
         super().__init__(name="vidlens-stream-reader", daemon=True)
         self.frames = frames
         self.ring: deque[tuple[int, float, np.ndarray, float]] = deque(maxlen=span)  # (count, t_s, image, arrival)
         self.cond = threading.Condition()
         self.count = 0
+        self.decided = 0  # frame count of the latest clip taken for a decision (lossless waits on it)
+        self.lossless = lossless
+        self.every = every
         self.done = False
         self.error: BaseException | None = None
         self.stop = threading.Event()
@@ -267,6 +274,11 @@ class _Reader(threading.Thread):
                     self.first_time = float(frame.time_s)
                 self.last_time = float(frame.time_s)
                 with self.cond:
+                    if self.lossless:
+                        # Offline: a decision is due; wait for it before the ring drops an unclassified frame.
+                        while (len(self.ring) == self.ring.maxlen and self.count - self.decided >= self.every
+                               and not self.stop.is_set()):
+                            self.cond.wait(timeout=0.5)
                     self.count += 1
                     self.ring.append((self.count, float(frame.time_s), frame.image, now))
                     self.cond.notify_all()
@@ -318,6 +330,7 @@ def run_stream(
     native_fps = _source_fps(path, kind)  # also checks a file exists and is a video (VideoDecodeError)
     fps = lead.sampler.fps or native_fps
     realtime = config.realtime if config.realtime is not None else kind == "file"
+    lossless = kind == "file" and not realtime  # offline: every frame is classified; drops are for live sources
     size = lead.decode_size
     if kind == "device":
         frames = _iter_device(path, fps, size)
@@ -334,7 +347,8 @@ def run_stream(
     def on_frame(frame: Any) -> None:
         writer.write(_draw_label(frame.image, current["text"]))
 
-    reader = _Reader(frames, scorer.span, realtime, config.max_seconds, on_frame if writer else None)
+    reader = _Reader(frames, scorer.span, realtime, config.max_seconds, on_frame if writer else None,
+                     lossless=lossless, every=config.every)
     smoother = ScoreSmoother(config.smooth)
     tracker = EventTracker(list(classifier.labels), config.threshold, config.hysteresis)
     latencies: list[float] = []
@@ -353,12 +367,17 @@ def run_stream(
                     reader.cond.wait(timeout=0.5)
                 ring = list(reader.ring)
                 count, finished = reader.count, reader.done
+                if len(ring) == reader.ring.maxlen and count - last_decided >= config.every:
+                    reader.decided = count  # the reader may go on: these frames are being classified
+                    reader.cond.notify_all()
             if reader.error is not None:
                 raise reader.error
             ready = len(ring) == scorer.span and count - last_decided >= config.every
             if not ready:
                 if finished and ring and stats.decisions == 0 and count > last_decided:
                     ready = True  # shorter than one window: one padded decision, as timelines do
+                elif finished and lossless and count > last_decided:
+                    ready = True  # offline: the last frames (fewer than `every`) get a final decision
                 else:
                     break
             probs = scorer([item[2] for item in ring])

@@ -4,49 +4,48 @@ Everything about how a clip is made (labels, fps, clip length, stride, decode si
 normalisation) comes from the checkpoint, never from flags that could drift. Several
 checkpoints form an ensemble: each sees the video through its own preprocessing and
 their probabilities are averaged with weights.
+
+Whole-video scores average clips spread over the whole video (`whole_video_clips`: up to
+`PREDICT_CLIPS` = 10 in clip mode, evenly from the first frame to the last, fewer for videos
+only a few clips long), so a video that changes content is scored on all of it; the result says
+how many clips and where they lie. Timelines live in `vidlens.tasks.timeline`.
+
+Which backend runs a file is looked up by suffix in `vidlens.tasks.backends.BACKENDS`
+(PyTorch checkpoints, ONNX Runtime for `.onnx`).
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from vidlens.data.datasets import VideoClipDataset
-from vidlens.data.records import VideoRecord
-from vidlens.data.samplers import SamplerConfig
-from vidlens.data.transforms import TransformConfig, build_eval_transform
-from vidlens.engine.checkpoint import load_checkpoint
+from vidlens.data.samplers import SamplerConfig, resample_indices, sample_indices
+from vidlens.data.transforms import build_eval_transform
 from vidlens.errors import CheckpointError, ConfigError, VidlensError
-from vidlens.io import iter_frames, probe
-from vidlens.models import build_model
+from vidlens.io import frame_index, probe, read_clip
+from vidlens.tasks.backends import LoadedClassifier, clip_configs, loader_for
 from vidlens.tasks.classify import view_probabilities
+from vidlens.tasks.timeline import (
+    Progress,
+    Segment,
+    Timeline,
+    merge_segments,
+    moving_average,
+    resample_curves,
+    stream_window_probs,
+    window_seconds,
+)
 
+__all__ = ["LoadedClassifier", "PREDICT_CLIPS", "Segment", "Timeline", "VideoClassifier", "VideoScores", "clip_configs",
+           "find_videos_arg", "load_classifier", "whole_video_clips"]
 
-@dataclass
-class LoadedClassifier:
-    """One checkpoint, rebuilt: the model in eval mode and how it wants its clips."""
-
-    path: str
-    model: nn.Module
-    labels: list[str]
-    sampler: SamplerConfig
-    transform: TransformConfig
-    decode_size: int | None
-    multi_label: bool
-    model_name: str
-    metrics: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)  # the training recipe ("recipe"), when the checkpoint has one
-
-    @property
-    def clip_fps(self) -> float | None:
-        return self.sampler.fps
+PREDICT_CLIPS = 10  # whole-video views in clip mode, spread from the first frame to the last
 
 
 def load_classifier(
@@ -59,88 +58,45 @@ def load_classifier(
     """Rebuild a classifier from a checkpoint (read with `weights_only=True`) or an exported `.onnx` file.
 
     `num_clips`/`test_crop` override the test views only (K clips x 1 or 3 crops); the way a
-    single clip is made is the checkpoint's.
+    single clip is made is the checkpoint's. Without `num_clips`, whole-video predictions use
+    `whole_video_clips` clips.
     """
-    if Path(path).suffix.lower() == ".onnx":
-        # An exported model (`vidlens export`): labels and preprocessing come from its metadata.
-        from vidlens.deploy.runtime import load_onnx_classifier
-
-        return load_onnx_classifier(path, num_clips=num_clips, test_crop=test_crop)
-    ckpt = load_checkpoint(path, map_location="cpu")
-    labels = list(ckpt["labels"])
-    pre = ckpt["preprocess"]
-    sampler, transform = clip_configs(path, pre, num_clips=num_clips, test_crop=test_crop)
-    args = dict(ckpt["model_args"])
-    try:
-        model = build_model(ckpt["model"], len(labels), load_weights=False, **args)
-        model.load_state_dict(ckpt["state_dict"])
-    except (RuntimeError, ConfigError) as exc:
-        raise CheckpointError(path, f"weights do not fit model {ckpt['model']} ({str(exc).splitlines()[0]})") from None
-    model.to(device).eval()
-    return LoadedClassifier(
-        path=os.fspath(path),
-        model=model,
-        labels=labels,
-        sampler=sampler,
-        transform=transform,
-        decode_size=pre.get("decode_size"),
-        multi_label=bool(args.get("multi_label", False)),
-        model_name=ckpt["model"],
-        metrics=dict(ckpt.get("metrics") or {}),
-        config=dict(ckpt.get("recipe") or {}),
-    )
+    return loader_for(path)(path, device=device, num_clips=num_clips, test_crop=test_crop)
 
 
-def clip_configs(
-    path: str | os.PathLike[str], preprocess: dict[str, Any], *, num_clips: int | None = None, test_crop: str | None = None
-) -> tuple[SamplerConfig, TransformConfig]:
-    """The sampler and transform configs of a checkpoint's `preprocess` entry, with the test-view overrides."""
-    try:
-        sampler = SamplerConfig.from_dict(preprocess["sampler"])
-        transform = TransformConfig.from_dict(preprocess["transform"])
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(path, f"preprocess section is incomplete ({exc})") from None
-    if num_clips is not None:
-        sampler = SamplerConfig.from_dict({**sampler.to_dict(), "num_clips": int(num_clips)})
-    if test_crop is not None:
-        transform = TransformConfig.from_dict({**transform.to_dict(), "test_crop": test_crop})
-    return sampler, transform
+def whole_video_clips(sampler: SamplerConfig, num_ticks: int, requested: int | None = None) -> int:
+    """Clips averaged for one whole-video prediction of a video `num_ticks` frames long (at the sampler's rate).
+
+    `requested` (an explicit `--test-clips`) wins. Otherwise, in clip mode: enough clips that
+    neighbours overlap by about half and cover the whole video, at most `PREDICT_CLIPS` (and never
+    fewer than the checkpoint's own `num_clips`); one clip for a video no longer than a clip.
+    `uniform`/`tsn` samplers already spread their frames over the whole video: `requested` or the
+    checkpoint's views.
+    """
+    if sampler.mode != "clip":
+        return int(requested or sampler.num_clips)  # tsn: views inside the segments; uniform has one view
+    if requested:
+        return int(requested)
+    fit = max(1, math.ceil(2 * num_ticks / sampler.span) - 1)
+    return max(sampler.num_clips, min(PREDICT_CLIPS, fit))
 
 
 @dataclass
-class Segment:
-    """A stretch of video with one label: times in seconds (3 decimals) and frame numbers at the source rate."""
+class VideoScores:
+    """One member's view of one video: `probs` `(K,)` averaged over `clip_probs` `(N,K)` of N clips.
 
-    start_s: float
-    end_s: float
-    label: str
-    score: float
-    start_frame: int = 0
-    end_frame: int = 0
+    `frames` `(N,T)` source frame indices of each clip; `starts_s`/`ends_s` `(N,)` where each clip
+    lies in the video (seconds from the first frame; end = last frame's time + one frame).
+    """
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "start_s": round(self.start_s, 3),
-            "end_s": round(self.end_s, 3),
-            "label": self.label,
-            "score": round(self.score, 4),
-            "start_frame": self.start_frame,
-            "end_frame": self.end_frame,
-        }
-
-
-@dataclass
-class Timeline:
-    """Window-by-window probabilities of a long video and the labelled segments merged from them."""
-
-    path: str
-    labels: list[str]
-    centers_s: np.ndarray  # (W,) window centres, seconds
-    window_s: float
-    probs: np.ndarray  # (W, K) smoothed probabilities
-    segments: list[Segment]
-    duration_s: float
-    fps: float
+    probs: np.ndarray
+    clip_probs: np.ndarray
+    frames: np.ndarray
+    starts_s: np.ndarray
+    ends_s: np.ndarray
+    crops: int = 1
+    duration_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class VideoClassifier:
@@ -177,28 +133,61 @@ class VideoClassifier:
 
     # ------------------------------------------------------------------ per video
 
-    def predict_proba(self, path: str | os.PathLike[str]) -> np.ndarray:
-        """`(K,)` probabilities for one video, averaged over the test views and the members."""
-        return self.fuse([self._member_proba(m, os.fspath(path)) for m in self.members])
+    def scores(self, path: str | os.PathLike[str]) -> list[VideoScores]:
+        """Each member's clip-by-clip and averaged probabilities for one video (columns in `self.labels` order).
 
-    def _member_proba(self, member: LoadedClassifier, path: str) -> np.ndarray:
-        dataset = VideoClipDataset(
-            [VideoRecord(path, 0)], ["_"], member.sampler, build_eval_transform(member.transform),
-            train=False, decode_size=member.decode_size, max_retries=0,
-        )
-        video = dataset[0]["video"]  # (V, T, C, H, W); an unreadable file raises, never substitutes
-        with torch.inference_mode():
-            probs = view_probabilities(member.model, video[None], member.multi_label)
-        return probs[0].float().cpu().numpy()
+        An unreadable file raises `VideoDecodeError` (or another `VidlensError`) naming it; nothing is substituted.
+        """
+        path = os.fspath(path)
+        out = []
+        for member, order in zip(self.members, self._order, strict=True):
+            s = member_scores(member, path)
+            s.probs, s.clip_probs = s.probs[..., order], s.clip_probs[..., order]
+            out.append(s)
+        return out
+
+    def predict_proba(self, path: str | os.PathLike[str]) -> np.ndarray:
+        """`(K,)` probabilities for one video, averaged over clips spread over the whole video and the members."""
+        return self._fuse_ordered([s.probs for s in self.scores(path)])
+
+    def _fuse_ordered(self, probs: list[np.ndarray]) -> np.ndarray:
+        """Weighted average of member probabilities already in `self.labels` order."""
+        return sum(w * p for w, p in zip(self.weights, probs, strict=True))
 
     def predict(self, path: str | os.PathLike[str], top_k: int = 5) -> dict[str, Any]:
-        """`{"path", "top": [{"label", "score"}...]}` for one video; errors become `{"path", "error"}`."""
+        """One video's result row; errors become `{"path", "error"}`.
+
+        `{"path", "top": [{"label", "score"}...], "num_clips", "clips": [{"start_s", "end_s", "start_frame",
+        "end_frame", "label", "score"}...], "averaged": "..."}`: `top` averages the `num_clips` clips listed
+        (the first member's clips; per-clip labels fuse the members when they all use the same clips).
+        """
         try:
-            probs = self.predict_proba(path)
+            scores = self.scores(path)
         except VidlensError as exc:
             return {"path": os.fspath(path), "error": exc.reason}
+        probs = self._fuse_ordered([s.probs for s in scores])
+        lead = scores[0]
+        same = all(s.clip_probs.shape == lead.clip_probs.shape and np.array_equal(s.frames, lead.frames) for s in scores)
+        clip_probs = self._fuse_ordered([s.clip_probs for s in scores]) if same else lead.clip_probs
+        clips = []
+        fps = lead.extra.get("fps") or 0.0
+        for i in range(len(lead.frames)):
+            k = int(np.argmax(clip_probs[i]))
+            clips.append({"start_s": round(float(lead.starts_s[i]), 3), "end_s": round(float(lead.ends_s[i]), 3),
+                          "start_frame": int(lead.frames[i].min()), "end_frame": int(lead.frames[i].max()) + 1,
+                          "label": self.labels[k], "score": round(float(clip_probs[i, k]), 4)})
+        n = len(clips)
+        crops = f" x {lead.crops} crops" if lead.crops > 1 else ""
+        how = (f"mean of {n} clips spread over the whole video{crops}" if n > 1 else
+               f"one clip{crops}" if self.members[0].sampler.mode == "clip" else
+               f"one view of {self.members[0].sampler.clip_len} frames spread over the whole video{crops}")
+        return {"path": os.fspath(path), "top": self._top(probs, top_k), "num_clips": n,
+                "averaged": how + (f", {len(self.members)} models" if len(self.members) > 1 else ""),
+                "duration_s": round(float(lead.duration_s), 3), "fps": round(float(fps), 3), "clips": clips}
+
+    def _top(self, probs: np.ndarray, top_k: int) -> list[dict[str, Any]]:
         order = np.argsort(-probs)[: max(1, top_k)]
-        return {"path": os.fspath(path), "top": [{"label": self.labels[i], "score": round(float(probs[i]), 6)} for i in order]}
+        return [{"label": self.labels[i], "score": round(float(probs[i]), 6)} for i in order]
 
     # ------------------------------------------------------------------ timelines
 
@@ -209,133 +198,80 @@ class VideoClassifier:
         hop_s: float | None = None,
         smooth: int = 3,
         min_segment_s: float = 0.0,
-        batch_size: int = 8,
+        batch_size: int = 16,
+        progress: Progress | None = None,
     ) -> Timeline:
         """Classify a long video window by window and merge the windows into labelled segments.
 
         Windows are one clip long (as the first checkpoint defines it) and start every `hop_s`
-        seconds (default: half a window). Frames stream through a ring buffer, so memory stays
-        flat on long videos. Probabilities are smoothed by a moving average over `smooth`
-        windows; consecutive windows with the same top label form one segment, and segments
-        shorter than `min_segment_s` are absorbed by their neighbour.
+        seconds (default: half a window). The video is decoded once, at the model's size and
+        rate, streamed (memory stays flat on long videos) and read ahead in a thread; windows are
+        classified `batch_size` at a time. Probabilities are smoothed by a moving average over
+        `smooth` windows; consecutive windows with the same top label form one segment, and
+        segments shorter than `min_segment_s` are absorbed by their neighbour.
+        `progress(done_s, total_s)` is called about once per second of video.
         """
         path = os.fspath(path)
         info = probe(path)
-        lead = self.members[0]
-        window_s = _window_seconds(lead.sampler, info.fps)
+        window_s = window_seconds(self.members[0].sampler, info.fps)
         hop_s = float(hop_s) if hop_s else window_s / 2
         if hop_s <= 0:
             raise ConfigError(None, f"hop must be positive, got {hop_s}")
-        centers: np.ndarray | None = None
-        member_probs = []
-        for member in self.members:
-            c, p = _window_probs(member, path, info.fps, hop_s, batch_size)
-            if centers is None:
-                centers = c
-                member_probs.append(p)
-            else:
-                # Members with other clip lengths: resample their curves onto the first one's windows.
-                member_probs.append(np.stack([np.interp(centers, c, p[:, k]) for k in range(p.shape[1])], axis=1))
-        assert centers is not None
-        probs = self.fuse(member_probs)
-        probs = _moving_average(probs, smooth)
-        segments = _merge_segments(centers, probs, self.labels, hop_s, info.duration_s, info.fps, min_segment_s)
-        return Timeline(path, self.labels, centers, window_s, probs, segments, info.duration_s, info.fps)
+        curves = stream_window_probs(self.members, path, info.fps, info.duration_s, hop_s, batch_size, progress)
+        centers = curves[0][0]
+        # Members with other clip lengths: their curves are resampled onto the first one's windows.
+        member_probs = [p if i == 0 else resample_curves(centers, c, p) for i, (c, p) in enumerate(curves)]
+        raw = self.fuse(member_probs)
+        probs = moving_average(raw, smooth)
+        segments = merge_segments(centers, probs, self.labels, info.duration_s, info.fps, min_segment_s)
+        return Timeline(path, self.labels, centers, window_s, probs, segments, info.duration_s, info.fps,
+                        mean_probs=raw.mean(axis=0))
+
+    def predict_timeline(self, path: str | os.PathLike[str], top_k: int = 5, **kwargs: Any) -> tuple[dict[str, Any], Timeline | None]:
+        """(result row, timeline) from one decoding pass: `top` averages every window of the timeline.
+
+        `kwargs` go to `timeline`. Errors give `({"path", "error"}, None)`.
+        """
+        try:
+            result = self.timeline(path, **kwargs)
+        except VidlensError as exc:
+            return {"path": os.fspath(path), "error": exc.reason}, None
+        n = len(result.centers_s)
+        row = {"path": os.fspath(path), "top": self._top(result.mean_probs, top_k), "num_clips": n,
+               "averaged": f"mean of the {n} timeline windows ({result.window_s:.3f} s each) over the whole video",
+               "duration_s": round(float(result.duration_s), 3), "fps": round(float(result.fps), 3),
+               "segments": [s.to_dict() for s in result.segments]}
+        return row, result
 
 
-def _window_seconds(sampler: SamplerConfig, video_fps: float) -> float:
-    fps = sampler.fps or video_fps
-    span = (sampler.clip_len - 1) * sampler.stride + 1 if sampler.mode == "clip" else sampler.clip_len
-    return span / fps
+def member_scores(member: LoadedClassifier, path: str, chunk: int = 8) -> VideoScores:
+    """One member's probabilities for `whole_video_clips` clips spread over the video (columns: its own labels).
 
-
-def _window_probs(member: LoadedClassifier, path: str, video_fps: float, hop_s: float, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stream `path` at the member's rate and classify every window: (centres `(W,)`, probs `(W,K)`)."""
-    sampler = member.sampler
-    fps = sampler.fps or video_fps
-    stride = sampler.stride if sampler.mode == "clip" else 1
-    span = (sampler.clip_len - 1) * stride + 1 if sampler.mode == "clip" else sampler.clip_len
-    hop = max(1, int(round(hop_s * fps)))
-    transform = build_eval_transform(TransformConfig.from_dict({**member.transform.to_dict(), "test_crop": "center"}))
-    ring: deque[tuple[float, np.ndarray]] = deque(maxlen=span)
-    centers: list[float] = []
-    probs: list[np.ndarray] = []
-    pending: list[torch.Tensor] = []
-
-    def flush() -> None:
-        if pending:
-            with torch.inference_mode():
-                out = view_probabilities(member.model, torch.stack(pending), member.multi_label)
-            probs.extend(out.float().cpu().numpy())
-            pending.clear()
-
-    def window() -> torch.Tensor:
-        frames = list(ring)
-        picks = [frames[i][1] for i in range(0, span, stride)][: sampler.clip_len]
-        if sampler.mode != "clip":
-            picks = [frames[int(i)][1] for i in np.linspace(0, len(frames) - 1, sampler.clip_len).round()]
-        clip = torch.from_numpy(np.stack(picks)).permute(0, 3, 1, 2)
-        return transform(clip)  # (1, T, C, S, S)
-
-    count = 0
-    for frame in iter_frames(path, fps=fps, size=member.decode_size):
-        ring.append((frame.time_s, frame.image))
-        count += 1
-        if len(ring) == span and (count - span) % hop == 0:
-            centers.append((ring[0][0] + ring[-1][0] + 1.0 / fps) / 2)
-            pending.append(window())
-            if len(pending) >= batch_size:
-                flush()
-    if not centers and ring:
-        # Shorter than one window: one padded window (last frame repeated), as training's "pad" does.
-        while len(ring) < span:
-            ring.append(ring[-1])
-        centers.append((ring[0][0] + ring[-1][0]) / 2)
-        pending.append(window())
-    flush()
-    if not centers:
-        raise VidlensError(path, "no frames to classify")
-    return np.asarray(centers), np.stack(probs)
-
-
-def _moving_average(probs: np.ndarray, k: int) -> np.ndarray:
-    if k <= 1 or probs.shape[0] < 2:
-        return probs
-    kernel = np.ones(k) / k
-    padded = np.pad(probs, ((k // 2, k - 1 - k // 2), (0, 0)), mode="edge")
-    return np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(probs.shape[1])], axis=1)
-
-
-def _merge_segments(
-    centers: np.ndarray, probs: np.ndarray, labels: list[str], hop_s: float, duration: float, fps: float, min_segment_s: float
-) -> list[Segment]:
-    """Each window owns the time around its centre (half a hop each side); equal labels merge."""
-    top = probs.argmax(axis=1)
-    bounds = np.concatenate([[0.0], (centers[1:] + centers[:-1]) / 2, [duration]])
-    runs: list[list[int]] = []  # [label, first window, last window]
-    for i, k in enumerate(top):
-        if runs and runs[-1][0] == k:
-            runs[-1][2] = i
-        else:
-            runs.append([int(k), i, i])
-    if min_segment_s > 0 and len(runs) > 1:
-        merged: list[list[int]] = []
-        for run in runs:
-            length = bounds[run[2] + 1] - bounds[run[1]]
-            if merged and (length < min_segment_s or merged[-1][0] == run[0]):
-                merged[-1][2] = run[2]
-            else:
-                merged.append(run)
-        if len(merged) > 1 and bounds[merged[0][2] + 1] - bounds[merged[0][1]] < min_segment_s:
-            merged[1][1] = merged[0][1]
-            merged.pop(0)
-        runs = merged
-    segments = []
-    for k, first, last in runs:
-        start, end = float(bounds[first]), float(bounds[last + 1])
-        score = float(probs[first : last + 1, k].mean())
-        segments.append(Segment(start, end, labels[k], score, int(round(start * fps)), int(round(end * fps))))
-    return segments
+    Clips `(N,T)` are read at the member's decode size in one `read_clip` call (one seek per
+    clip), each made into V crops by the eval transform; the model sees `chunk` clips at a time.
+    """
+    info = probe(path)  # VideoDecodeError naming the file when it is not a readable video
+    times = frame_index(path).times
+    ticks = resample_indices(info.num_frames, info.fps, member.sampler.fps).size
+    n = whole_video_clips(member.sampler, ticks, member.num_clips)
+    sampler = SamplerConfig.from_dict({**member.sampler.to_dict(), "num_clips": n})
+    frames = sample_indices(sampler, info.num_frames, info.fps, train=False).reshape(-1, sampler.clip_len)  # (N,T)
+    images = read_clip(path, frames.reshape(-1), size=member.decode_size)  # (N*T,H,W,C) uint8
+    _, h, w, c = images.shape
+    video = torch.from_numpy(images).permute(0, 3, 1, 2).reshape(len(frames), sampler.clip_len, c, h, w)
+    transform = build_eval_transform(member.transform)
+    probs = []
+    with torch.inference_mode():
+        for i in range(0, len(video), chunk):
+            views = torch.stack([transform(clip) for clip in video[i : i + chunk]])  # (n,V,T,C,S,S)
+            probs.append(view_probabilities(member.model, views, member.multi_label).float().cpu().numpy())
+    clip_probs = np.concatenate(probs)
+    frame_s = 1.0 / info.fps if info.fps else 0.0
+    starts = times[frames.min(axis=1)]
+    ends = np.minimum(times[frames.max(axis=1)] + frame_s, max(info.duration_s, float(times[-1]) + frame_s))
+    crops = 3 if member.transform.test_crop == "three" else 1
+    return VideoScores(clip_probs.mean(axis=0), clip_probs, frames, starts, ends, crops, info.duration_s,
+                       {"fps": info.fps})
 
 
 def find_videos_arg(target: str | os.PathLike[str]) -> list[Path]:
