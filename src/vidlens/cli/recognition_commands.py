@@ -27,7 +27,9 @@ _TRAIN_FLAGS = [
     ("model", "model", "name"), ("encoder", "model", "encoder"), ("pretrained", "model", "pretrained"),
     ("freeze_encoder", "model", "freeze_encoder"), ("weights", "model", "weights"),
     ("precompute_features", "model", "precompute_features"),
-    ("epochs", "train", "epochs"), ("batch_size", "train", "batch_size"), ("workers", "train", "workers"),
+    ("epochs", "train", "epochs"), ("steps", "train", "steps"), ("min_steps", "train", "min_steps"),
+    ("select_by", "train", "select_by"), ("head_defaults", None, "head_defaults"),
+    ("batch_size", "train", "batch_size"), ("workers", "train", "workers"),
     ("seed", "train", "seed"), ("optimizer", "train", "optimizer"), ("lr", "train", "lr"),
     ("weight_decay", "train", "weight_decay"), ("momentum", "train", "momentum"), ("nesterov", "train", "nesterov"),
     ("scheduler", "train", "scheduler"), ("warmup_epochs", "train", "warmup_epochs"),
@@ -84,7 +86,12 @@ def train_command(
     rotation: Optional[float] = typer.Option(None, help="Max random rotation, degrees."),
     color_jitter: Optional[float] = typer.Option(None, help="Colour jitter strength."),
     noise_std: Optional[float] = typer.Option(None, help="Gaussian noise std on [0,1] pixels."),
-    epochs: Optional[int] = typer.Option(None),
+    epochs: Optional[int] = typer.Option(None, help="Evaluation rounds (one pass over the data each, unless --steps/--min-steps)."),
+    steps: Optional[int] = typer.Option(None, help="Total optimizer steps, spread over the epochs (the data repeats as needed)."),
+    min_steps: Optional[int] = typer.Option(None, help="At least this many optimizer steps (small datasets)."),
+    select_by: Optional[str] = typer.Option(None, help="Best checkpoint by: auto | metric | loss (auto: loss on a tiny val split)."),
+    head_defaults: Optional[bool] = typer.Option(None, "--head-defaults/--no-head-defaults",
+                                                 help="Precomputed features: head-training defaults (lr 0.01, >= 300 steps)."),
     batch_size: Optional[int] = typer.Option(None),
     workers: Optional[int] = typer.Option(None, help="DataLoader worker processes."),
     seed: Optional[int] = typer.Option(None),
@@ -135,10 +142,12 @@ def train_command(
         console.print(f"[yellow]{outcome.missing} listed videos were not found and were left out[/yellow]")
     last = outcome.history[-1] if outcome.history else {}
     best = "train_loss" if outcome.monitor == "train_loss" else f"val {outcome.monitor}".strip()  # no val split: the loss
-    console.print(f"trained {cfg.model.name} for {len(outcome.history)} epochs; best {best} "
+    console.print(f"trained {cfg.model.name} for {len(outcome.history)} epochs ({outcome.steps} steps); best {best} "
                   f"{outcome.val_metric if outcome.val_metric is not None else '-'}; last train loss {last.get('train_loss', '-')}")
     if outcome.substitutions:
         console.print(f"[yellow]{outcome.substitutions} unreadable samples were replaced during training[/yellow]")
+    for note in outcome.notes:
+        console.print(f"[yellow]note: {escape(note)}[/yellow]")
     if outcome.test_metrics:
         _print_metrics(outcome.test_metrics)
     console.print(f"run folder: {outcome.run_dir}")

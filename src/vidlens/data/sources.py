@@ -54,14 +54,18 @@ __all__ = [
 
 
 def parse_folder(
-    root: str | os.PathLike[str], val_frac: float = 0.1, test_frac: float = 0.1, seed: int = 0
+    root: str | os.PathLike[str], val_frac: float = 0.1, test_frac: float = 0.1, seed: int = 0,
+    exclude: set[str] | None = None,
 ) -> DatasetSpec:
-    """Class-per-folder: ``ROOT/<class>/**/<video>``; labels sorted; seeded stratified split."""
+    """Class-per-folder: ``ROOT/<class>/**/<video>``; labels sorted; seeded stratified split.
+
+    `exclude`: real paths (`cache_key`) left out *before* the split, so every split keeps its share."""
     root = _require_dir(root)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(("." , "_")))
     records = []
     for label, name in enumerate(classes):
-        records.extend(VideoRecord(p, label) for p in find_videos(root / name))
+        records.extend(VideoRecord(p, label) for p in find_videos(root / name)
+                       if not exclude or os.path.realpath(p) not in exclude)
     if not records:
         raise DatasetError(root, "no videos found in class folders (expected ROOT/<class>/<video>)")
     used = sorted({r.label for r in records})
@@ -85,6 +89,7 @@ def parse_manifest(
     val_frac: float = 0.1,
     test_frac: float = 0.1,
     seed: int = 0,
+    exclude: set[str] | None = None,
 ) -> DatasetSpec:
     """A CSV or JSONL manifest: ``path,label[,start,end][,split]`` per video.
 
@@ -134,6 +139,8 @@ def parse_manifest(
         if not path.is_file():
             spec.missing.append({"source": str(manifest), "line": n, "path": str(path),
                                  "label": ";".join(classes), "split": split or "", "reason": "file not found"})
+            continue
+        if exclude and os.path.realpath(path) in exclude:  # left out before the split below
             continue
         rec = VideoRecord(str(path), indices if row["multi"] else indices[0], start, end)
         if split is None:
@@ -236,14 +243,24 @@ def load_spec(
     seed: int = 0,
     labels: list[str] | str | None = None,
     splits_dir: str | os.PathLike[str] | None = None,
+    exclude: set[str] | None = None,
 ) -> DatasetSpec:
-    """Parse any layout. `layout` may carry the split (``"ucf101:2"``) or be ``"auto"``."""
+    """Parse any layout. `layout` may carry the split (``"ucf101:2"``) or be ``"auto"``.
+
+    `exclude`: real paths to leave out (a scan's bad files), removed before any seeded split is made."""
     if layout == "auto":
         layout = detect_layout(root, manifest)
     elif ":" in layout:
         layout, split = parse_split_arg(layout)
+    if exclude:
+        spec = load_spec(root, layout, split, manifest, val_frac=val_frac, test_frac=test_frac, seed=seed,
+                         labels=labels, splits_dir=splits_dir) if layout not in ("folder", "manifest") else None
+        if spec is not None:  # official splits are fixed lists: filtering them is all there is to do
+            spec.records_by_split = {name: [r for r in recs if os.path.realpath(r.path) not in exclude]
+                                     for name, recs in spec.records_by_split.items()}
+            return spec
     if layout == "folder":
-        return parse_folder(root, val_frac, test_frac, seed)
+        return parse_folder(root, val_frac, test_frac, seed, exclude)
     if layout == "ucf101":
         return parse_ucf101(root, split, splits_dir)
     if layout == "hmdb51":
@@ -257,5 +274,5 @@ def load_spec(
             manifest = _root_manifest(Path(root))
         if manifest is None:
             raise ConfigError(None, "the manifest layout needs manifest=...")
-        return parse_manifest(manifest, labels, val_frac, test_frac, seed)
+        return parse_manifest(manifest, labels, val_frac, test_frac, seed, exclude)
     raise ConfigError(None, f"unknown dataset layout {layout!r}; expected one of {', '.join(LAYOUTS)} or auto")

@@ -17,12 +17,12 @@ import yaml
 
 from vidlens.data.samplers import SamplerConfig
 from vidlens.data.transforms import TransformConfig
-from vidlens.engine.config import TrainConfig
+from vidlens.engine.config import StrictFields, TrainConfig, unknown_keys_error
 from vidlens.errors import ConfigError
 
 
 @dataclass
-class DataConfig:
+class DataConfig(StrictFields):
     """Where the videos are and how they are split."""
 
     root: str | None = None
@@ -36,14 +36,16 @@ class DataConfig:
 
 
 @dataclass
-class ClipConfig:
+class ClipConfig(StrictFields):
     """How clips are sampled and how they look (stored in the checkpoint for inference)."""
 
-    sampler: str = "clip"  # clip | uniform | tsn
+    # auto: tsn for frame+temporal models (segments over the whole trimmed clip), clip for 3D CNNs
+    # (dense consecutive frames); resolved when training starts, the checkpoint stores the mode used.
+    sampler: str = "auto"  # auto | clip | uniform | tsn
     clip_len: int = 16
     stride: int = 2
     fps: float | None = None  # resample videos to this rate first (None: native)
-    test_clips: int = 1  # K clips per video at test time
+    test_clips: int = 3  # views averaged per video at test time (clips; tsn/uniform: segment offsets)
     test_crop: str = "center"  # center | three
     short_video: str = "loop"
     size: int = 112
@@ -56,8 +58,18 @@ class ClipConfig:
     noise_std: float = 0.0
     grayscale_p: float = 0.0
 
-    def sampler_config(self) -> SamplerConfig:
-        return SamplerConfig(mode=self.sampler, clip_len=self.clip_len, stride=self.stride, fps=self.fps,
+    def resolved_sampler(self, model_name: str) -> str:
+        """The sampling mode for `model_name`: `sampler`, with "auto" made concrete."""
+        if self.sampler != "auto":
+            return self.sampler
+        from vidlens.models.registry import MODELS
+
+        entry = MODELS.get(model_name)
+        return "tsn" if entry is not None and entry.family == "frame+temporal" else "clip"
+
+    def sampler_config(self, model_name: str | None = None) -> SamplerConfig:
+        mode = self.resolved_sampler(model_name or "") if self.sampler == "auto" else self.sampler
+        return SamplerConfig(mode=mode, clip_len=self.clip_len, stride=self.stride, fps=self.fps,
                              num_clips=self.test_clips, short_video=self.short_video)
 
     def transform_config(self, mean: list[float], std: list[float], hflip: bool) -> TransformConfig:
@@ -70,7 +82,7 @@ class ClipConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(StrictFields):
     name: str = "gru"
     encoder: str | None = None  # frame+temporal models: small_cnn, mobilenet_v2, ...
     pretrained: str | None = None  # "imagenet" for the encoder
@@ -90,7 +102,7 @@ class ModelConfig:
 
 
 @dataclass
-class RecognitionConfig:
+class RecognitionConfig(StrictFields):
     out: str = "runs/train"
     data: DataConfig = field(default_factory=DataConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
@@ -99,6 +111,9 @@ class RecognitionConfig:
     class_weights: bool = False  # inverse-frequency weights in the loss
     multi_label: bool | None = None  # None: detect from the labels
     test_split: str = "test"  # evaluated after training with the best checkpoint ("none" to skip)
+    # Precomputed features (only a head trains): options left at TrainConfig's defaults take the
+    # head-on-features values (workflows.recognition.HEAD_DEFAULTS); false keeps the plain defaults.
+    head_defaults: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -116,16 +131,18 @@ class RecognitionConfig:
                 continue
             value = d.pop(f.name)
             if f.name in parts:
-                known = {x.name for x in fields(parts[f.name])}
-                unknown = sorted(set(value) - known)
+                if not isinstance(value, dict):
+                    raise ConfigError(None, f"{f.name} must be a mapping of option: value (got {value!r})")
+                known = [x.name for x in fields(parts[f.name])]
+                unknown = sorted(set(value) - set(known), key=str)
                 if unknown:
-                    raise ConfigError(None, f"unknown {f.name} settings: {unknown}")
+                    raise unknown_keys_error(f.name, unknown, known)
                 value = parts[f.name](**value)
             elif f.name == "train":
                 value = TrainConfig.from_dict(value)
             kwargs[f.name] = value
         if d:
-            raise ConfigError(None, f"unknown settings: {sorted(d)}")
+            raise unknown_keys_error("top-level", sorted(d, key=str), [f.name for f in fields(cls)])
         return cls(**kwargs)
 
     def save_yaml(self, path: str | Path) -> Path:
@@ -140,6 +157,12 @@ class RecognitionConfig:
     @classmethod
     def load_yaml(cls, path: str | Path) -> RecognitionConfig:
         try:
-            return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+            data = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(path, f"cannot read config ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(path, "a run config must be a mapping of section: options")
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(path, exc.reason) from None

@@ -29,7 +29,7 @@ from vidlens.report.classification import per_class_table, plot_confusion_matrix
 from vidlens.tasks.classify import ClassificationTask, classification_metrics, preprocess_fields
 from vidlens.tasks.predictor import LoadedClassifier, VideoClassifier, load_classifier
 from vidlens.workflows.config import RecognitionConfig
-from vidlens.workflows.precompute import precompute_features
+from vidlens.workflows.precompute import FrameFeatureDataset, precompute_features
 
 
 @dataclass
@@ -43,14 +43,20 @@ class TrainOutcome:
     files: dict[str, Path] = field(default_factory=dict)
     missing: int = 0  # videos the split files or manifest list but that are not on disk
     monitor: str = ""  # what `val_metric` measures: the task's validation metric, or "train_loss" without a val split
+    notes: list[str] = field(default_factory=list)  # caveats for the run's summary (tiny validation split, head defaults)
+    steps: int = 0  # optimizer steps made
 
 
 def load_data_spec(cfg: RecognitionConfig, labels: list[str] | None = None) -> DatasetSpec:
+    """The run's videos per split. Files of `data.exclude` are left out before any split is drawn,
+    so a class keeps its validation and test videos when one of its files is bad."""
+    from vidlens.data.scan import load_bad_files
+
     d = cfg.data
     if d.root is None and d.manifest is None:
         raise ConfigError(None, "give a dataset root (--data) or a manifest (--manifest)")
     spec = load_spec(d.root, d.layout, d.split, d.manifest, val_frac=d.val_frac, test_frac=d.test_frac,
-                     seed=cfg.train.seed, labels=labels)
+                     seed=cfg.train.seed, labels=labels, exclude=load_bad_files(d.exclude) or None)
     return carve_validation(spec, d.val_frac, cfg.train.seed)
 
 
@@ -97,9 +103,39 @@ def _hflip_default(cfg: RecognitionConfig) -> bool:
     return True
 
 
-def train_recognizer(cfg: RecognitionConfig, *, resume: bool = False, progress: bool | None = None) -> TrainOutcome:
-    """Train a classifier; write `best.pt`, `last.pt`, `config.yaml`, logs, curves; evaluate `test_split`."""
-    run_dir = Path(cfg.out)
+# Training a head on precomputed frozen features: a few hundred full steps of a larger learning
+# rate converge a linear/GRU head where the fine-tuning defaults (1e-3, 10 epochs of 2 steps on 12
+# videos) stop halfway (benchmarks/bench_probe.py). Applied to the options the run left at
+# TrainConfig's defaults; the resolved values are saved in config.yaml.
+HEAD_DEFAULTS = {"lr": 1e-2, "min_steps": 300, "warmup_epochs": 0.0}
+
+
+def head_training_config(cfg: RecognitionConfig) -> tuple[TrainConfig, list[str]]:
+    """`cfg.train` with HEAD_DEFAULTS for options still at their defaults when only a head trains
+    (precomputed features); otherwise `cfg.train` unchanged. Returns (config, notes)."""
+    if not cfg.model.precompute_features or not cfg.head_defaults:
+        return cfg.train, []
+    base = TrainConfig().to_dict()
+    current = cfg.train.to_dict()
+    changed = {k: v for k, v in HEAD_DEFAULTS.items() if current[k] == base[k] and current[k] != v}
+    if not changed:
+        return cfg.train, []
+    note = ("head on precomputed features: " + ", ".join(f"{k}={v}" for k, v in changed.items())
+            + " (set them explicitly to override)")
+    return TrainConfig.from_dict({**current, **changed}), [note]
+
+
+@dataclass
+class _Prepared:
+    spec: DatasetSpec
+    datasets: dict[str, Any]
+    task: ClassificationTask
+    model: Any
+    multi_label: bool
+
+
+def _prepare(cfg: RecognitionConfig) -> _Prepared:
+    """Splits, datasets, model and task of a run (nothing trained, nothing written)."""
     spec = load_data_spec(cfg)
     if not spec.records_by_split.get("train"):
         raise DatasetError(cfg.data.root or cfg.data.manifest, "no training videos found")
@@ -109,7 +145,7 @@ def train_recognizer(cfg: RecognitionConfig, *, resume: bool = False, progress: 
         multi_label = any(isinstance(r.label, list) for _, r in spec.all_records())
     model_args["multi_label"] = bool(multi_label)
     norm = input_normalization(cfg.model.name)
-    sampler = cfg.clip.sampler_config()
+    sampler = cfg.clip.sampler_config(cfg.model.name)
     transform = cfg.clip.transform_config(norm["mean"], norm["std"], _hflip_default(cfg))
     decode_size = cfg.clip.resolved_decode_size()
     datasets = build_datasets(spec=spec, sampler=sampler, transform=transform, decode_size=decode_size,
@@ -120,12 +156,47 @@ def train_recognizer(cfg: RecognitionConfig, *, resume: bool = False, progress: 
     weights = class_weights(datasets["train"].records, len(spec.labels)) if cfg.class_weights else None
     task = ClassificationTask(model, spec.labels, cfg.model.name, model_args, preprocess_fields(sampler, transform, decode_size),
                               multi_label=bool(multi_label), label_smoothing=cfg.train.label_smoothing, class_weights=weights)
+    return _Prepared(spec, datasets, task, model, bool(multi_label))
+
+
+def precompute_split_features(cfg: RecognitionConfig, *, progress: bool | None = None) -> dict[str, FrameFeatureDataset]:
+    """Per-frame features of every split, exactly as `train_recognizer` computes them for this recipe
+    (train: one augmented view per video `(T,D)`; val/test: the test views `(V,T,D)`).
+
+    Pass the result back as `train_recognizer(cfg, features=...)` to train on these very tensors
+    (e.g. to compare with a linear probe on the same features, or to reuse them across runs)."""
+    _check_precompute(cfg)
+    prep = _prepare(cfg)
+    return {name: precompute_features(prep.model, ds, cfg.train, progress=progress)
+            for name, ds in prep.datasets.items() if len(ds)}
+
+
+def _check_precompute(cfg: RecognitionConfig) -> None:
+    if not cfg.model.precompute_features or not (cfg.model.freeze_encoder or cfg.model.args.get("freeze_encoder")):
+        raise ConfigError(None, "precompute_features needs a frozen encoder (--freeze-encoder --precompute-features)")
+
+
+def train_recognizer(cfg: RecognitionConfig, *, resume: bool = False, progress: bool | None = None,
+                     features: dict[str, FrameFeatureDataset] | None = None) -> TrainOutcome:
+    """Train a classifier; write `best.pt`, `last.pt`, `config.yaml`, logs, curves; evaluate `test_split`.
+
+    `features`: the output of `precompute_split_features(cfg)` (precomputed-feature runs only): the head
+    trains on them and the test split, when present there, is scored on them too.
+    """
+    run_dir = Path(cfg.out)
+    cfg = replace(cfg, clip=replace(cfg.clip, sampler=cfg.clip.resolved_sampler(cfg.model.name)))
+    train_cfg, notes = head_training_config(cfg)
+    cfg = replace(cfg, train=train_cfg)
+    prep = _prepare(cfg)
+    spec, datasets, task, model = prep.spec, prep.datasets, prep.task, prep.model
     train_set, val_set = datasets["train"], datasets.get("val")
-    if cfg.model.precompute_features:
-        if not model_args.get("freeze_encoder"):
-            raise ConfigError(None, "precompute_features needs a frozen encoder (--freeze-encoder)")
-        train_set = precompute_features(model, train_set, cfg.train, progress=progress)
-        val_set = precompute_features(model, val_set, cfg.train, progress=progress) if val_set else None
+    if features is not None or cfg.model.precompute_features:
+        _check_precompute(cfg)
+        if features is None:
+            features = {"train": precompute_features(model, train_set, cfg.train, progress=progress)}
+            if val_set is not None and len(val_set):
+                features["val"] = precompute_features(model, val_set, cfg.train, progress=progress)
+        train_set, val_set = features["train"], features.get("val")
         task.clip_ndim = 2
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one rank writes the run's files
         cfg.save_yaml(run_dir / "config.yaml")
@@ -135,13 +206,30 @@ def train_recognizer(cfg: RecognitionConfig, *, resume: bool = False, progress: 
     # config.yaml is the whole recipe from the start (the engine's own TrainConfig is its `train`
     # part), so a run killed midway resumes with `--config RUN/config.yaml --resume`.
     outcome = TrainOutcome(run_dir, result.best_checkpoint, result.history, result.best_metric,
-                           substitutions=result.substitutions, monitor=result.monitor, missing=len(spec.missing))
-    if cfg.test_split != "none" and result.best_checkpoint and datasets.get(cfg.test_split) and len(datasets[cfg.test_split]):
+                           substitutions=result.substitutions, monitor=result.monitor, missing=len(spec.missing),
+                           notes=notes + result.notes, steps=result.steps)
+    test = cfg.test_split
+    if test != "none" and result.best_checkpoint and features is not None and test in features:
+        outcome.test_metrics = _evaluate_features(task, result.best_checkpoint, features[test], cfg.train, run_dir / "eval")
+    elif test != "none" and result.best_checkpoint and datasets.get(test) and len(datasets[test]):
         report = evaluate_checkpoints([result.best_checkpoint], run_dir / "eval", cfg_train=cfg.train,
-                                      split=cfg.test_split, spec=spec, progress=progress)
+                                      split=test, spec=spec, progress=progress)
         outcome.test_metrics = report.metrics
         outcome.files.update(report.files)
     return outcome
+
+
+def _evaluate_features(task: ClassificationTask, checkpoint: Path, data: FrameFeatureDataset, cfg: TrainConfig,
+                       out: Path) -> dict[str, Any]:
+    """Score the best checkpoint's head on precomputed test features; writes `out/metrics.json`."""
+    from vidlens.engine.checkpoint import load_checkpoint
+
+    task.model.load_state_dict(load_checkpoint(checkpoint)["state_dict"])
+    metrics: dict[str, Any] = dict(evaluate(task, data, cfg).metrics)
+    metrics["num_videos"] = len(data)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
 
 
 @dataclass
