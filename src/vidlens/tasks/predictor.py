@@ -86,14 +86,16 @@ class VideoScores:
     """One member's view of one video: `probs` `(K,)` averaged over `clip_probs` `(N,K)` of N clips.
 
     `frames` `(N,T)` source frame indices of each clip; `starts_s`/`ends_s` `(N,)` where each clip
-    lies in the video (seconds from the first frame; end = last frame's time + one frame).
+    lies in the video (seconds from the first frame; end = last picked frame's time + one tick of
+    the sampler's clock); `end_frames` `(N,)` the first source frame after each clip.
     """
 
     probs: np.ndarray
     clip_probs: np.ndarray
     frames: np.ndarray
-    starts_s: np.ndarray
+    starts_s: np.ndarray  # (N,)
     ends_s: np.ndarray
+    end_frames: np.ndarray
     crops: int = 1
     duration_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -174,7 +176,7 @@ class VideoClassifier:
         for i in range(len(lead.frames)):
             k = int(np.argmax(clip_probs[i]))
             clips.append({"start_s": round(float(lead.starts_s[i]), 3), "end_s": round(float(lead.ends_s[i]), 3),
-                          "start_frame": int(lead.frames[i].min()), "end_frame": int(lead.frames[i].max()) + 1,
+                          "start_frame": int(lead.frames[i].min()), "end_frame": int(lead.end_frames[i]),
                           "label": self.labels[k], "score": round(float(clip_probs[i, k]), 4)})
         n = len(clips)
         crops = f" x {lead.crops} crops" if lead.crops > 1 else ""
@@ -266,11 +268,13 @@ def member_scores(member: LoadedClassifier, path: str, chunk: int = 8) -> VideoS
             views = torch.stack([transform(clip) for clip in video[i : i + chunk]])  # (n,V,T,C,S,S)
             probs.append(view_probabilities(member.model, views, member.multi_label).float().cpu().numpy())
     clip_probs = np.concatenate(probs)
-    frame_s = 1.0 / info.fps if info.fps else 0.0
+    # A picked frame stays on screen for one tick of the sampler's clock (its fps, else the video's).
+    tick_s = 1.0 / (member.sampler.fps or info.fps or 25.0)
     starts = times[frames.min(axis=1)]
-    ends = np.minimum(times[frames.max(axis=1)] + frame_s, max(info.duration_s, float(times[-1]) + frame_s))
+    ends = np.minimum(times[frames.max(axis=1)] + tick_s, max(info.duration_s, float(times[-1])))
     crops = 3 if member.transform.test_crop == "three" else 1
-    return VideoScores(clip_probs.mean(axis=0), clip_probs, frames, starts, ends, crops, info.duration_s,
+    end_frames = np.maximum(np.searchsorted(times, ends - 1e-6, side="left"), frames.max(axis=1) + 1)
+    return VideoScores(clip_probs.mean(axis=0), clip_probs, frames, starts, ends, end_frames, crops, info.duration_s,
                        {"fps": info.fps})
 
 
