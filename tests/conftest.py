@@ -29,6 +29,21 @@ def one_thread():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_index_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Decode-order frame indexes are saved on disk (vidlens.io.index): keep the tests' in a temp folder."""
+    import os
+
+    folder = tmp_path_factory.mktemp("vidlens-cache")
+    previous = os.environ.get("VIDLENS_CACHE_DIR")
+    os.environ["VIDLENS_CACHE_DIR"] = str(folder)
+    yield
+    if previous is None:
+        os.environ.pop("VIDLENS_CACHE_DIR", None)
+    else:
+        os.environ["VIDLENS_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory: pytest.TempPathFactory):
     return tmp_path_factory.mktemp("media")

@@ -131,3 +131,26 @@ def test_avi_repeat_frame_entries_are_not_truncation():
     assert abs(info.nominal_fps - 15.0) < 0.01
     assert abs(info.duration_s - 444 / 15) < 0.1
     assert any("repeat the previous frame" in w for w in info.warnings)
+
+
+def test_decode_order_index_is_kept_on_disk_for_the_next_process(made_corpus, tmp_path, monkeypatch):
+    """DataLoader workers are fresh processes: the decode pass of an AVI with B-frames is done once."""
+    from vidlens.io import frame_index
+    from vidlens.io import index as index_module
+
+    monkeypatch.setenv("VIDLENS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(index_module, "_CACHE", type(index_module._CACHE)())  # nothing indexed in this process yet
+    path = made_corpus["xvid_packed_bframes.avi"]
+    first = frame_index(path)
+    assert first.order == "decode"
+    saved = list((tmp_path / "cache" / "frame-index").glob("*.npz"))
+    assert len(saved) == 1
+    monkeypatch.setattr(index_module, "_CACHE", type(index_module._CACHE)())  # as in a new process
+    again = frame_index(path)
+    assert again.order == "decode" and np.array_equal(again.pts, first.pts)
+    assert np.array_equal(again.keyframe_seek, first.keyframe_seek) and again.time_base == first.time_base
+    # A rewritten file is indexed anew, never served a stale index.
+    copy = tmp_path / "copy.avi"
+    copy.write_bytes(path.read_bytes()[: path.stat().st_size])
+    frame_index(copy)
+    assert len(list((tmp_path / "cache" / "frame-index").glob("*.npz"))) == 2

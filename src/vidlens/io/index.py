@@ -15,15 +15,18 @@ Two ways to build it:
   is recorded as its identity; seeking uses the keyframe packets' decode timestamps.
 
 Cached per (path, size, mtime) so a dataset that reads many clips from one file indexes it once
-per process.
+per process; decode-pass indexes are also kept on disk (`$VIDLENS_CACHE_DIR`, default
+`~/.cache/vidlens/frame-index/`), so fresh DataLoader workers do not decode the file again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -309,6 +312,49 @@ def _with_problem(index: FrameIndex, problem: str) -> FrameIndex:
     )
 
 
+_SAVED_VERSION = 1
+
+
+def _saved_path(key: tuple[str, int, int]) -> Path | None:
+    """Where a decode-order index is kept between processes: $VIDLENS_CACHE_DIR or ~/.cache/vidlens."""
+    root = os.environ.get("VIDLENS_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "vidlens")
+    if not root:
+        return None
+    digest = hashlib.sha1(repr((_SAVED_VERSION, *key)).encode()).hexdigest()
+    return Path(root) / "frame-index" / f"{digest}.npz"
+
+
+def _save(key: tuple[str, int, int], index: FrameIndex) -> None:
+    target = _saved_path(key)
+    if target is None:
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, pts=index.pts, keyframes=index.keyframes, keyframe_seek=index.keyframe_seek,
+                 display_ts=index.display_ts, time_base=np.array([index.time_base.numerator, index.time_base.denominator]),
+                 last_duration=np.array([index.last_duration]), complete=np.array([index.complete]),
+                 problem=np.array([index.problem]), order=np.array([index.order]))
+        os.replace(tmp, target)
+    except OSError:
+        pass  # a read-only or full disk only costs the decode pass next time
+
+
+def _load_saved(key: tuple[str, int, int]) -> FrameIndex | None:
+    target = _saved_path(key)
+    if target is None or not target.is_file():
+        return None
+    try:
+        with np.load(target, allow_pickle=False) as data:
+            num, den = (int(v) for v in data["time_base"])
+            return FrameIndex(pts=data["pts"], keyframes=data["keyframes"], keyframe_seek=data["keyframe_seek"],
+                              time_base=Fraction(num, den), display_ts=data["display_ts"], order=str(data["order"][0]),
+                              last_duration=int(data["last_duration"][0]), complete=bool(data["complete"][0]),
+                              problem=str(data["problem"][0]))
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 _CACHE_SIZE = 1024
 _CACHE: OrderedDict[tuple[str, int, int], FrameIndex] = OrderedDict()
 
@@ -325,8 +371,12 @@ def frame_index(path: str | os.PathLike[str]) -> FrameIndex:
     if cached is not None:
         _CACHE.move_to_end(key)
         return cached
-    with open_input(path) as container:
-        index = scan_index(container, path)
+    index = _load_saved(key)
+    if index is None:
+        with open_input(path) as container:
+            index = scan_index(container, path)
+        if index.order == "decode":
+            _save(key, index)  # the decode pass costs real time: keep it for the next process (DataLoader workers)
     _CACHE[key] = index
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
