@@ -33,7 +33,9 @@ from vidlens.deploy import (  # noqa: E402
     max_abs_diff,
     onnx_metadata,
     prune_checkpoint,
+    VariantRow,
     quantize_int8,
+    recommend_variant,
     sparsity,
 )
 from vidlens.deploy.export import example_input, load_model  # noqa: E402
@@ -177,10 +179,36 @@ def test_int8_and_pruning(c3d, tmp_path):
 def test_compression_report_rows(c3d, dataset, tmp_path):
     ckpt, onnx_path = c3d
     rows = compression_report(ckpt, dataset, out_dir=tmp_path, onnx_path=onnx_path, prune=(0.3, 0.5), repeats=2)
-    assert [r.variant for r in rows] == ["fp32 PyTorch", "ONNX fp32", "ONNX int8", "pruned 30%", "pruned 50%"]
+    assert [r.variant for r in rows] == ["fp32 PyTorch", "ONNX fp32", "ONNX int8", "ONNX int8 static", "pruned 30%",
+                                         "pruned 50%"]
     assert all(r.latency_ms > 0 and r.size_mb > 0 and 0 <= r.top1 <= 1 for r in rows)
     assert rows[1].top1 == rows[0].top1 and rows[1].top1_drop == 0  # fp32 ONNX: same predictions
-    assert rows[2].size_mb < rows[1].size_mb / 2
+    assert rows[2].size_mb < rows[1].size_mb / 2 and rows[3].size_mb < rows[1].size_mb / 2
+    # static int8: QDQ with per-channel weights, calibrated on the validation clips, fused by ONNX Runtime
+    static = onnx.load(rows[3].file)
+    ops = {n.op_type for n in static.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops and "ConvInteger" not in ops
+    conv_scales = [i for i in static.graph.initializer if i.name.endswith("_scale") and len(i.dims) == 1 and i.dims[0] > 1]
+    assert conv_scales  # one scale per output channel
+    assert onnx_metadata(rows[3].file)["quantization"] == "int8-static" and "validation clips" in rows[3].note
+    choice = recommend_variant(rows)
+    assert choice["variant"] in {"ONNX fp32", "ONNX int8", "ONNX int8 static"} and choice["reason"]
+
+
+def _row(variant: str, size: float, ms: float, drop: float | None = 0.0) -> VariantRow:
+    return VariantRow(variant, "onnx", f"{variant}.onnx", size, size, 0.0, ms, None, drop)
+
+
+def test_int8_is_recommended_only_where_faster_or_much_smaller_on_a_large_model():
+    small_slow = [_row("ONNX fp32", 1.7, 2.2), _row("ONNX int8", 0.45, 18.5), _row("ONNX int8 static", 0.45, 9.0)]
+    choice = recommend_variant(small_slow)  # the C3D: int8 8x slower
+    assert choice["variant"] == "ONNX fp32" and "4.09x slower" in choice["reason"] and "3.8x smaller" in choice["reason"]
+    fast = [_row("ONNX fp32", 125.0, 700.0), _row("ONNX int8", 31.0, 2700.0), _row("ONNX int8 static", 31.5, 600.0)]
+    assert recommend_variant(fast)["variant"] == "ONNX int8 static"
+    big_bit_slower = [_row("ONNX fp32", 125.0, 700.0), _row("ONNX int8 static", 31.5, 800.0)]
+    assert recommend_variant(big_bit_slower)["variant"] == "ONNX int8 static"
+    lossy = [_row("ONNX fp32", 125.0, 700.0), _row("ONNX int8 static", 31.5, 600.0, drop=0.05)]
+    assert recommend_variant(lossy)["variant"] == "ONNX fp32" and "top-1" in recommend_variant(lossy)["reason"]
 
 
 def test_cli_export_writes_files_and_report(c3d, dataset, tmp_path):
@@ -195,9 +223,12 @@ def test_cli_export_writes_files_and_report(c3d, dataset, tmp_path):
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = json.loads((out / "report.json").read_text())
     assert report["onnx_max_abs_diff"] < 1e-4
-    assert [r["variant"] for r in report["rows"]] == ["fp32 PyTorch", "ONNX fp32", "ONNX int8", "pruned 50%"]
+    assert [r["variant"] for r in report["rows"]] == ["fp32 PyTorch", "ONNX fp32", "ONNX int8", "ONNX int8 static",
+                                                      "pruned 50%"]
+    assert report["recommendation"]["variant"] in {"ONNX fp32", "ONNX int8", "ONNX int8 static"}
+    assert (out / "model.int8-static.onnx").is_file()
     with open(out / "report.csv", newline="") as handle:
-        assert len(list(csv.DictReader(handle))) == 4
+        assert len(list(csv.DictReader(handle))) == 5
     assert "ONNX int8" in result.stdout and "export report" in result.stdout
 
     bad = subprocess.run([str(VIDLENS), "--quiet", "export", "--checkpoint", str(ckpt), "--out", str(out), "--format", "tflite"],

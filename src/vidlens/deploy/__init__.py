@@ -9,6 +9,7 @@ from vidlens.deploy.compress import (
     prune_checkpoint,
     prune_model,
     quantize_int8,
+    recommend_variant,
     sparsity,
     write_report,
 )
@@ -23,5 +24,5 @@ from vidlens.deploy.runtime import OnnxClassifier, OnnxModule, load_onnx_classif
 __all__ = [
     "OnnxClassifier", "OnnxModule", "VariantRow", "compression_report", "export_onnx", "export_torchscript",
     "load_onnx_classifier", "load_torchscript", "max_abs_diff", "onnx_metadata", "ort_session", "prune_checkpoint",
-    "prune_model", "quantize_int8", "sparsity", "write_report",
+    "prune_model", "quantize_int8", "recommend_variant", "sparsity", "write_report",
 ]
