@@ -130,12 +130,13 @@ def fold_manifest(segments: list[Segment], test_group: str, path: Path) -> Path:
     return path
 
 
-def recipe(manifest: Path, out: Path, model: str, frames: int, size: int, **model_args) -> RecognitionConfig:
+def recipe(manifest: Path, out: Path, model: str, frames: int, size: int, hflip: bool | None = None,
+           **model_args) -> RecognitionConfig:
     """What `vidlens train --manifest M --model MODEL --encoder mobilenet_v2 --pretrained imagenet
     --freeze-encoder --precompute-features --clip-len FRAMES --size SIZE --val-frac 0 --test-frac 0` builds."""
     return RecognitionConfig(
         out=str(out), data=DataConfig(manifest=str(manifest), layout="manifest", val_frac=0.0, test_frac=0.0),
-        clip=ClipConfig(clip_len=frames, size=size), train=TrainConfig(workers=0, device="cpu"),
+        clip=ClipConfig(clip_len=frames, size=size, hflip=hflip), train=TrainConfig(workers=0, device="cpu"),
         model=ModelConfig(name=model, encoder="mobilenet_v2", pretrained="imagenet", freeze_encoder=True,
                           precompute_features=True, args=model_args))
 
@@ -175,16 +176,17 @@ def probe_accuracy(feats: dict[str, FrameFeatureDataset], diff: bool = False) ->
 
 
 def run_set(name: str, segments: list[Segment], work: Path, frames: int, size: int, folds: int | None) -> dict:
+    hflip = False if name == "synthetic" else None  # flipping swaps move_left and move_right
     groups = sorted({s.group for s in segments})[: folds or None]
     rows: dict[str, list[tuple[float, int]]] = {}
     for g in groups:
         manifest = fold_manifest(segments, g, work / name / f"fold_{g}.csv")
-        feats = cached_features(recipe(manifest, work / "runs", "tsn", frames, size), work / "probe" / name)
+        feats = cached_features(recipe(manifest, work / "runs", "tsn", frames, size, hflip), work / "probe" / name)
         n = len(feats["test"])
         results = {"probe (sklearn LR)": probe_accuracy(feats), "probe + diff": probe_accuracy(feats, diff=True)}
         for label, model, args in (("vidlens tsn", "tsn", {}), ("vidlens tsn feature_diff", "tsn", {"feature_diff": True}),
                                    ("vidlens gru", "gru", {}), ("tsn, old defaults", "tsn", {}), ("gru, old defaults", "gru", {})):
-            cfg = recipe(manifest, work / "runs" / name / g / label.replace(" ", "_"), model, frames, size, **args)
+            cfg = recipe(manifest, work / "runs" / name / g / label.replace(" ", "_"), model, frames, size, hflip, **args)
             cfg.head_defaults = "old" not in label  # before issue 12: lr 1e-3, 10 epochs of one pass each
             outcome = train_recognizer(cfg, progress=False, features=feats)
             results[label] = float(outcome.test_metrics["top1"])
@@ -203,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--sets", default="expressions,scenes,synthetic",
+                        help="comma-separated subset; figures of the other sets are kept from the last run")
     parser.add_argument("--publish-last", action="store_true",
                         help="write the section from the last full run's figures (_work/probe_bench/last_results.json)")
     args = parser.parse_args(argv)
@@ -218,12 +222,22 @@ def main(argv: list[str] | None = None) -> int:
         sets = [("expressions (real)", expressions_set)]
         if not args.quick:
             sets += [("scenes (real)", scenes_set), ("synthetic actions", lambda: synthetic_set(work))]
+        wanted = set(args.sets.split(","))
+        last = work / "last_results.json"
+        saved = json.loads(last.read_text()) if last.is_file() and not args.quick else {}
+        kept = saved.get("results", saved if "command" not in saved else {})
         results = {}
         for name, build in sets:
-            results[name] = run_set(name.split()[0], build(), work, args.frames, args.size, 2 if args.quick else None)
-        command = common.command_line([a for a in (argv if argv is not None else sys.argv[1:]) if a != "--no-write"],
-                                      __file__)
-        (work / "last_results.json").write_text(json.dumps({"results": results, "command": command}, indent=2))
+            if name.split()[0] in wanted:
+                results[name] = run_set(name.split()[0], build(), work, args.frames, args.size, 2 if args.quick else None)
+            elif name in kept:
+                results[name] = kept[name]
+        raw = list(argv if argv is not None else sys.argv[1:])
+        dropped = {i for i, a in enumerate(raw) if a == "--no-write" or a.startswith("--sets")}
+        dropped |= {i + 1 for i, a in enumerate(raw) if a == "--sets"}
+        command = common.command_line([a for i, a in enumerate(raw) if i not in dropped], __file__)
+        if not args.quick:
+            last.write_text(json.dumps({"results": results, "command": command}, indent=2))
     body = section_body(results, command, args.frames, args.size, started, machine)
     print(body)
     if not args.no_write:
