@@ -108,13 +108,14 @@ def test_predict_a_folder_with_timelines(trained, dataset, tmp_path):
     (videos / "notes.mp4").write_text("not a video\n")
     out = tmp_path / "pred"
     result = run_cli("predict", "--checkpoint", run / "best.pt", videos, "--timeline", "--out", out)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2, result.stderr  # every file done, the unreadable one reported: exit 2 at the end
 
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [row["path"] for row in rows] == [str(videos / "a" / "clip.mp4"), str(videos / "b" / "clip.mp4"),
                                               str(videos / "notes.mp4")]
     good, bad = rows[:2], rows[2]
-    assert set(bad) == {"path", "error"} and bad["error"]  # reported, not fatal
+    assert set(bad) == {"path", "error", "status"} and bad["error"] and bad["status"] == "error"  # reported, not fatal
+    assert all(row["status"] == "ok" for row in good)
     pngs = set()
     for row in good:
         assert [set(item) for item in row["top"]] == [{"label", "score"}] * 2

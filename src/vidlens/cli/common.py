@@ -89,3 +89,22 @@ def write_json(path: Path, data: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     return path
+
+
+def exit_if_failed(failed: list[str], total: int) -> None:
+    """After a multi-file command went through every file: exit 2 when any failed (each was reported already)."""
+    if failed:
+        console_err.print(f"{len(failed)} of {total} files failed", highlight=False)
+        raise SystemExit(2)
+
+
+def print_skipped(skipped: list[tuple[str, str]] | dict[str, str], what: str = "unreadable files skipped") -> None:
+    """One warning line per file a command left out (path: reason), after a count."""
+    from rich.markup import escape
+
+    items = list(skipped.items()) if isinstance(skipped, dict) else list(skipped)
+    if not items:
+        return
+    console_err.print(f"[yellow]{len(items)} {what}:[/yellow]", highlight=False)
+    for path, reason in items:
+        console_err.print(f"  [yellow]{escape(str(path))}: {escape(str(reason))}[/yellow]", highlight=False, soft_wrap=True)

@@ -36,13 +36,14 @@ def scan_command(
 ) -> None:
     """Check every video of a dataset; write bad_files.csv, scan_summary.json and scan_summary.png."""
     from vidlens.data.scan import scan_dataset
+    from vidlens.outputs import staged_output
 
     spec = _spec(root, manifest, layout, split, seed, val_frac, test_frac)
     out = out or Path(f"scan-{Path(spec.root).name or 'dataset'}")
-    with make_progress() as bar:
+    with staged_output(out) as stage, make_progress() as bar:
         task = bar.add_task("scan", total=None)
         result = scan_dataset(
-            spec=spec, out=out, workers=workers or None, deep=deep,
+            spec=spec, out=stage.path, workers=workers or None, deep=deep,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     s = result.summary

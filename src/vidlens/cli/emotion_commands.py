@@ -28,6 +28,7 @@ def emotion_video_command(
 ) -> None:
     """Per face track and for the whole video: emotion probabilities, dominant emotion and valence per second."""
     from vidlens.io import probe
+    from vidlens.outputs import staged_output
     from vidlens.tasks.emotion import EmotionConfig, analyse_emotions, write_emotion_outputs
 
     config = EmotionConfig(fps=fps, max_width=max_width, expression_checkpoint=expression_checkpoint,
@@ -35,7 +36,8 @@ def emotion_video_command(
     duration = probe(video).duration_s
     with make_progress() as bar:
         result = analyse_emotions(video, config, progress=stage_progress(bar, duration))
-    files = write_emotion_outputs(result, out, annotate=annotate)
+    with staged_output(out) as stage:
+        files = write_emotion_outputs(result, stage.path, annotate=annotate)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
     for track in result.tracks:

@@ -23,6 +23,7 @@ def features_command(
     from vidlens.errors import ConfigError, VidlensError
     from vidlens.features import extract_features, parse_which
     from vidlens.io import probe
+    from vidlens.outputs import staged_output
     from vidlens.report.features import plot_feature_curves
 
     groups = parse_which(which)
@@ -44,10 +45,10 @@ def features_command(
         bar.update(task, total=len(table), completed=len(table))
     if len(table) == 0:
         raise VidlensError(video, "no frames in the requested time range")
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_npz(out / "features.npz")
-    table.to_csv(out / "features.csv")
-    plot_feature_curves(table, out / "features.png")
+    with staged_output(out) as stage:
+        table.to_npz(stage.path / "features.npz")
+        table.to_csv(stage.path / "features.csv")
+        plot_feature_curves(table, stage.path / "features.png")
     h, w = table.meta["frame_size"]
     rate_text = f"{fps:g} fps" if rate else "every frame"
     console.print(

@@ -7,22 +7,39 @@ from pathlib import Path
 
 import typer
 
-from vidlens.cli.common import console
+from vidlens.cli.common import console, console_err, exit_if_failed
 
 
 def probe_command(
     paths: list[Path] = typer.Argument(..., help="Video files to inspect."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
 ) -> None:
-    """Print duration, fps, frame count, size, rotation, codec and audio of each video."""
+    """Print duration, fps, frame count, size, rotation, codec and audio of each video.
+
+    A file that cannot be probed is reported (a JSON line with "error" under --json) and the others
+    go on; the exit status is 2 when any failed.
+    """
+    from rich.markup import escape
     from rich.table import Table
 
+    from vidlens.errors import VidlensError
     from vidlens.io import probe
 
-    infos = [probe(p) for p in paths]
-    if as_json:
-        for info in infos:
+    infos, failed = [], []
+    for path in paths:
+        try:
+            info = probe(path)
+        except VidlensError as exc:
+            failed.append(str(path))
+            if as_json:
+                typer.echo(json.dumps({"path": str(path), "error": exc.reason}))
+            console_err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            continue
+        infos.append(info)
+        if as_json:
             typer.echo(json.dumps(info.to_dict()))
+    if as_json or not infos:
+        exit_if_failed(failed, len(paths))
         return
     table = Table("file", "duration s", "fps", "frames", "size", "rot", "codec", "audio")
     for info in infos:
@@ -36,6 +53,7 @@ def probe_command(
     for info in infos:
         for warning in info.warnings:
             console.print(f"[yellow]warning:[/yellow] {info.path}: {warning}")
+    exit_if_failed(failed, len(paths))
 
 
 def register(app: typer.Typer) -> None:

@@ -22,14 +22,15 @@ def keyframes_command(
 ) -> None:
     """Detect shots, cluster each shot's frame embeddings and save one medoid per cluster, without repeats."""
     from vidlens.io import probe
+    from vidlens.outputs import staged_output
     from vidlens.tasks.keyframes import KeyframeConfig, extract_keyframes
 
     config = KeyframeConfig(fps=fps, features=features, seconds_per_keyframe=seconds_per_keyframe,
                             max_per_shot=max_per_shot, max_similarity=max_similarity, image_size=image_size,
                             image_format=image_format)
     duration = probe(video).duration_s
-    with make_progress() as bar:
-        result = extract_keyframes(video, out, config, progress=stage_progress(bar, duration))
+    with staged_output(out) as stage, make_progress() as bar:
+        result = extract_keyframes(video, stage.path, config, progress=stage_progress(bar, duration))
     console.print(f"keyframes: {len(result.keyframes)} from {result.num_shots} shots -> {out}/keyframes/, "
                   "keyframes.json, contact_sheet.png", highlight=False, soft_wrap=True)
 

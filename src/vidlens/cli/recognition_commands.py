@@ -6,13 +6,16 @@ flag overrides them; the flag names are the YAML keys with dashes.
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.markup import escape
 
-from vidlens.cli.common import STATE, console, progress_enabled
+from vidlens.cli.common import STATE, console, console_err, exit_if_failed, print_skipped, progress_enabled
 from vidlens.errors import ConfigError
 
 # (flag, section, key): where a train flag lands in RecognitionConfig.
@@ -170,16 +173,23 @@ def eval_command(
     batch_size: int = typer.Option(8),
     workers: int = typer.Option(2),
     out: Path = typer.Option(Path("runs/eval"), "--out", help="Writes metrics.json, per_class.csv, confusion.png."),
+    exclude: Optional[Path] = typer.Option(None, "--exclude", help="bad_files.csv from `vidlens data scan`: skip these."),
 ) -> None:
-    """Evaluate one checkpoint or an ensemble (weighted probability averaging) on a dataset split."""
+    """Evaluate one checkpoint or an ensemble (weighted probability averaging) on a dataset split.
+
+    Unreadable videos are skipped and listed (and in metrics.json "skipped"), never scored as another video.
+    """
     from vidlens.engine.config import TrainConfig
+    from vidlens.outputs import staged_output
     from vidlens.workflows.recognition import evaluate_checkpoints
 
-    report = evaluate_checkpoints(
-        checkpoint, out, weights=weight or None, root=str(data) if data else None, layout=layout,
-        manifest=str(manifest) if manifest else None, split=split_name, num_clips=test_clips, test_crop=test_crop,
-        cfg_train=TrainConfig(batch_size=batch_size, workers=workers), progress=progress_enabled(),
-    )
+    with staged_output(out) as stage:
+        report = evaluate_checkpoints(
+            checkpoint, stage.path, weights=weight or None, root=str(data) if data else None, layout=layout,
+            manifest=str(manifest) if manifest else None, split=split_name, num_clips=test_clips, test_crop=test_crop,
+            cfg_train=TrainConfig(batch_size=batch_size, workers=workers), progress=progress_enabled(), exclude=exclude,
+        )
+    print_skipped(report.skipped)
     if report.per_class and not STATE.quiet:
         from rich.table import Table
 
@@ -188,53 +198,99 @@ def eval_command(
             table.add_row(row["class"], f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
         console.print(table)
     _print_metrics(report.metrics)
-    console.print(f"wrote {', '.join(str(p) for p in report.files.values())}")
+    console.print(f"wrote {', '.join(str(stage.final(p)) for p in report.files.values())}")
 
 
 def predict_command(
-    target: Path = typer.Argument(..., help="A video file or a folder of videos."),
+    targets: list[Path] = typer.Argument(..., help="Video files and/or folders of videos."),
     checkpoint: list[Path] = typer.Option(..., "--checkpoint", help="Checkpoint; repeat for an ensemble."),
     weight: Optional[list[float]] = typer.Option(None, "--weight", help="Ensemble weight per checkpoint (repeat)."),
     out: Path = typer.Option(Path("runs/predict"), "--out", help="Writes predictions.jsonl and predictions.csv."),
     top_k: int = typer.Option(5, "--top-k"),
-    test_clips: Optional[int] = typer.Option(None, help="Clips averaged per video (default: the checkpoint's)."),
+    test_clips: Optional[int] = typer.Option(None, help="Clips averaged per video (default: up to 10 spread over the whole video)."),
     timeline: bool = typer.Option(False, "--timeline", help="Sliding-window labels over time, merged into segments (+ PNG)."),
     hop: Optional[float] = typer.Option(None, help="Timeline: seconds between windows (default half a clip)."),
     smooth: int = typer.Option(3, help="Timeline: windows in the moving average."),
     min_segment: float = typer.Option(0.0, help="Timeline: shortest segment kept, seconds."),
 ) -> None:
-    """Label videos with top-k classes (averaged over clips and ensemble members); --timeline for long videos."""
+    """Label videos with top-k classes (averaged over clips and ensemble members); --timeline for long videos.
+
+    A file that cannot be read gets a row with status "error" and its reason, and the others go on;
+    the exit status is 2 when any file failed. Outputs land in --out only when the run completes.
+    """
+    from vidlens.outputs import staged_output
     from vidlens.report.timeline import plot_timeline
     from vidlens.tasks.predictor import VideoClassifier, find_videos_arg
     from vidlens.workflows.predict import write_predictions
 
     classifier = VideoClassifier.from_checkpoints(checkpoint, weight or None, num_clips=test_clips)
-    videos = find_videos_arg(target)
-    if not videos:
-        raise ConfigError(str(target), "no videos found")
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    videos: list[Path] = []
+    for target in targets:
+        found = find_videos_arg(target)
+        if not found:  # a folder without videos: reported like an unreadable file
+            rows.append({"path": str(target), "status": "error", "error": "no video files in this folder"})
+            _print_failure(target, rows[-1]["error"])
+        videos.extend(found)
     png_names: set[str] = set()  # videos in different folders may share a name: one PNG each
-    for video in videos:
-        row = classifier.predict(video, top_k)
-        if timeline and "error" not in row:
-            result = classifier.timeline(video, hop_s=hop, smooth=smooth, min_segment_s=min_segment)
-            row["segments"] = [s.to_dict() for s in result.segments]
-            name, n = video.stem, 1
-            while name in png_names:
-                n += 1
-                name = f"{video.stem}_{n}"
-            png_names.add(name)
-            row["timeline_png"] = str(plot_timeline(result, out / f"{name}_timeline.png"))
-        rows.append(row)
-        if "error" in row:
-            console.print(f"[yellow]{escape(str(video))}: {escape(row['error'])}[/yellow]")
-        else:
-            best = row["top"][0]
-            extra = f"  ({len(row['segments'])} segments)" if "segments" in row else ""
-            console.print(f"{video.name}: {best['label']} {best['score']:.3f}{extra}")
-    files = write_predictions(rows, out)
+    with staged_output(out) as stage:
+        for video in videos:
+            if timeline:
+                # One decoding pass: the whole-video scores average the timeline's windows.
+                with _timeline_progress(video.name) as report:
+                    row, result = classifier.predict_timeline(video, top_k, hop_s=hop, smooth=smooth,
+                                                              min_segment_s=min_segment, progress=report)
+            else:
+                row, result = classifier.predict(video, top_k), None
+            if result is not None:
+                name, n = video.stem, 1
+                while name in png_names:
+                    n += 1
+                    name = f"{video.stem}_{n}"
+                png_names.add(name)
+                row["timeline_png"] = str(stage.final(plot_timeline(result, stage.path / f"{name}_timeline.png")))
+            row["status"] = "error" if "error" in row else "ok"
+            rows.append(row)
+            if "error" in row:
+                _print_failure(video, row["error"])
+            else:
+                best = row["top"][0]
+                extra = f"  ({len(row['segments'])} segments)" if "segments" in row else ""
+                extra += f"; {row['averaged']}" if "averaged" in row else ""
+                console.print(escape(f"{video.name}: {best['label']} {best['score']:.3f}{extra}"), highlight=False)
+        files = [stage.final(p) for p in write_predictions(rows, stage.path)]
     console.print(f"wrote {', '.join(str(p) for p in files)}")
+    exit_if_failed([row["path"] for row in rows if row["status"] == "error"], len(rows))
+
+
+def _print_failure(path: Path | str, reason: str) -> None:
+    """One line on stderr per file that failed; the command goes on with the others."""
+    console_err.print(f"[yellow]{escape(str(path))}: {escape(reason)}[/yellow]", highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _timeline_progress(name: str, every_s: float = 5.0) -> Iterator[Callable[[float, float], None]]:
+    """A `progress(done_s, total_s)` callback: a rich bar on a terminal, else a plain line on stderr
+    every `every_s` seconds (nothing with --quiet)."""
+    from vidlens.cli.common import console_err, make_progress
+
+    if progress_enabled():
+        with make_progress() as bar:
+            task = bar.add_task(f"timeline {name}", total=None)
+            yield lambda done, total: bar.update(task, completed=done, total=total)
+        return
+    start, last = time.monotonic(), [time.monotonic()]
+
+    def line(done: float, total: float) -> None:
+        now = time.monotonic()
+        if STATE.quiet or (now - last[0] < every_s and done < total):
+            return
+        last[0] = now
+        speed = done / max(now - start, 1e-9)
+        console_err.print(f"timeline {name}: {done:.0f}/{total:.0f} s of video ({done / max(total, 1e-9):.0%}, "
+                          f"{speed:.1f}x real time)", highlight=False, soft_wrap=True)
+
+    yield line
 
 
 def register(app: typer.Typer) -> None:

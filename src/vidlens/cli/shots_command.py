@@ -23,6 +23,7 @@ def shots_command(
 ) -> None:
     """Detect shot boundaries and write the scene list (JSON, PySceneDetect-style CSV) and a score plot."""
     from vidlens.io import probe
+    from vidlens.outputs import staged_output
     from vidlens.tasks.shots import ShotConfig, detect_shots, write_shot_outputs
 
     config = ShotConfig(size=size, threshold=threshold, min_score=min_score, min_shot_s=min_shot_s,
@@ -32,7 +33,8 @@ def shots_command(
         task = bar.add_task(f"shots {video.name}", total=max(info.num_frames, 1))
         result = detect_shots(video, config, progress=lambda done: bar.update(task, completed=done))
         bar.update(task, total=len(result.times), completed=len(result.times))
-    paths = write_shot_outputs(result, out, plot=plot)
+    with staged_output(out) as stage:
+        paths = {k: stage.final(p) for k, p in write_shot_outputs(result, stage.path, plot=plot).items()}
     kinds = {}
     for b in result.boundaries:
         kinds[b.kind] = kinds.get(b.kind, 0) + 1

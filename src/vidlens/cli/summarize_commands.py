@@ -65,16 +65,21 @@ def eval_command(
     """Standard k-fold SumMe/TVSum evaluation: per-fold F-scores and their mean."""
     from rich.table import Table
 
-    from vidlens.tasks.summarize import METHODS, evaluate_h5
     from vidlens.errors import ConfigError
+    from vidlens.outputs import staged_output
+    from vidlens.tasks.summarize import METHODS, evaluate_h5
+    from vidlens.tasks.summarize.evaluate import write_outputs
 
     if method not in METHODS:
         raise ConfigError(None, f"unknown --method {method!r}; valid: {', '.join(METHODS)}")
     config = _build_config(method, epochs, lr, ratio, seed, folds, reward_features)
-    with make_progress() as bar:
+    with staged_output(out) as stage, make_progress() as bar:
         task = bar.add_task(f"summarize eval {method}", total=None)
-        result = evaluate_h5(h5, splits, method, metric, config, out,
+        result = evaluate_h5(h5, splits, method, metric, config, stage.path,
                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+        for fold in result.folds:  # fscores.json names the fold models where they will be, not in the staging folder
+            fold.checkpoint = str(stage.final(fold.checkpoint)) if fold.checkpoint else None
+        write_outputs(result, stage.path, config)
     table = Table(title=f"{method} on {h5.name} (metric {result.metric}, ratio {ratio:g})")
     table.add_column("fold", justify="right")
     table.add_column("F-score", justify="right")
@@ -103,12 +108,14 @@ def train_command(
     import yaml
 
     from vidlens.errors import ConfigError
+    from vidlens.outputs import staged_output
     from vidlens.tasks.summarize import TRAINED, load_h5, save_summarizer, train_model
 
     if (h5 is None) == (videos is None):
         raise ConfigError(None, "give exactly one of --h5 FILE or --videos DIR")
     if videos is not None:
-        _train_on_videos(videos, out, method, epochs, seed, fps, features)
+        with staged_output(out) as stage:
+            _train_on_videos(videos, stage.path, method, epochs, seed, fps, features, shown=out)
         return
     assert h5 is not None
     if method not in TRAINED:
@@ -121,18 +128,21 @@ def train_command(
         task = bar.add_task(f"summarize train {method}", total=n_epochs)
         model, history = train_model(method, records, keys, config, progress=lambda e, t: bar.update(task, completed=e, total=t))
     method_config = (config.dsn if method == "dsn" else config.supervised).to_dict()
-    path = save_summarizer(out / "model.pt", model, config={**method_config, "h5": str(h5), "train_keys": keys},
-                           preprocess={"features": "h5"})
-    (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
-    (out / "config.yaml").write_text(yaml.safe_dump({"h5": str(h5), "method": method, **method_config}, sort_keys=False))
+    with staged_output(out) as stage:
+        save_summarizer(stage.path / "model.pt", model, config={**method_config, "h5": str(h5), "train_keys": keys},
+                        preprocess={"features": "h5"})
+        (stage.path / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+        (stage.path / "config.yaml").write_text(yaml.safe_dump({"h5": str(h5), "method": method, **method_config}, sort_keys=False))
+    path = out / "model.pt"
     last = history[-1] if history else {}
     summary = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k in ("reward", "loss"))
     console.print(f"trained {method} on {len(keys)} videos ({n_epochs} epochs{', ' + summary if summary else ''}) -> {path}",
                   highlight=False, soft_wrap=True)
 
 
-def _train_on_videos(folder: Path, out: Path, method: str, epochs: int | None, seed: int, fps: float, features: str) -> None:
-    """`summarize train --videos DIR`: unsupervised DSN on a folder of video files."""
+def _train_on_videos(folder: Path, out: Path, method: str, epochs: int | None, seed: int, fps: float, features: str,
+                     shown: Path) -> None:
+    """`summarize train --videos DIR`: unsupervised DSN on a folder of video files, written to `out` (shown as `shown`)."""
     import yaml
 
     from vidlens.errors import ConfigError, DatasetError
@@ -169,4 +179,4 @@ def _train_on_videos(folder: Path, out: Path, method: str, epochs: int | None, s
     for bad, reason in skipped:
         console.print(f"[yellow]skipped {bad}: {reason}[/yellow]", highlight=False, soft_wrap=True)
     console.print(f"trained dsn on {len(used)} videos ({n_epochs} epochs, reward {history[0]['reward']:.4f} -> "
-                  f"{history[-1]['reward']:.4f}) -> {path}", highlight=False, soft_wrap=True)
+                  f"{history[-1]['reward']:.4f}) -> {shown / path.name}", highlight=False, soft_wrap=True)

@@ -25,13 +25,14 @@ def summarize_video_command(
 ) -> None:
     """Score frames, pick shots by knapsack to --ratio of the length, cut them (with audio) into summary.mp4."""
     from vidlens.io import probe
+    from vidlens.outputs import staged_output
     from vidlens.tasks.summarize.pipeline import SummaryConfig, summarize_video
 
     config = SummaryConfig(ratio=ratio, method="model" if model else method, model=model, fps=fps, features=features,
                            max_segment_s=max_segment_s, dsn_epochs=epochs, seed=seed, audio=audio, keyframes=keyframes)
     duration = probe(video).duration_s
-    with make_progress() as bar:
-        result = summarize_video(video, out, config, progress=stage_progress(bar, duration))
+    with staged_output(out) as stage, make_progress() as bar:
+        result = summarize_video(video, stage.path, config, progress=stage_progress(bar, duration))
     kept = result.summary_frames / (result.info.fps or 25.0)
     console.print(f"summary: kept {len(result.selected)} of {len(result.segments)} segments from {result.num_shots} shots, "
                   f"{kept:.1f} s of {result.info.duration_s:.1f} s ({kept / max(result.info.duration_s, 1e-6):.0%}), "

@@ -20,7 +20,9 @@ frame at which each clip starts; K = 1 in training), ``substituted`` (bool),
 Unreadable files never stop an epoch: the failure is logged once per file (per
 process) at WARNING, remembered, and the item is replaced by another sample, chosen
 deterministically from (seed, index): same class first in training. Only when
-`max_retries` replacements fail too does `__getitem__` raise `DatasetError`.
+`max_retries` replacements fail too does `__getitem__` raise `DatasetError`. With
+`max_retries=0` (inference, evaluation) nothing is replaced or logged: the file's own
+error is raised as a `DatasetError` with its path and reason.
 """
 
 from __future__ import annotations
@@ -145,10 +147,15 @@ class VideoClipDataset(Dataset):
                     raise
                 except Exception as exc:  # a corrupt file may fail anywhere in decoding
                     reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+                    if self.max_retries <= 0:  # no substitution asked (inference, evaluation): this file's own error
+                        self.bad_files[rec.path] = reason
+                        raise DatasetError(rec.path, reason) from exc
                     self._mark_bad(rec.path, reason)
                 if current != index:
                     tries += 1
             first_error = first_error or (rec.path, reason)
+            if self.max_retries <= 0:  # known bad in this process, no substitution asked
+                raise DatasetError(rec.path, reason)
             if order is None:
                 order = self._substitute_order(index)
             while pos < len(order) and self.records[order[pos]].path in self.bad_files:

@@ -55,6 +55,30 @@ def load_bad_files(source: str | os.PathLike[str] | Iterable[str] | None) -> set
     return {cache_key(p) for p in source}
 
 
+def without_files(spec: DatasetSpec, skip: set[str]) -> DatasetSpec:
+    """A copy of `spec` whose splits leave out the files in `skip` (real paths, as `load_bad_files` gives)."""
+    from dataclasses import replace
+
+    return replace(spec, records_by_split={name: [r for r in recs if cache_key(r.path) not in skip]
+                                           for name, recs in spec.records_by_split.items()})
+
+
+def substituted_rows(listed: list[str], seen: list[list[str]]) -> tuple[list[int], list[tuple[str, str]]]:
+    """Which rows of an evaluation were really the listed videos.
+
+    `listed`: the paths in dataset order; `seen`: per evaluated member, the paths its rows came
+    from (a dataset replaces an unreadable file by another). Returns (rows to keep, [(path, reason)]
+    for every listed file that was replaced), the reason as a scan finds it.
+    """
+    keep = [i for i, path in enumerate(listed) if all(i < len(s) and s[i] == path for s in seen)]
+    kept = set(keep)
+    bad = []
+    for i, path in enumerate(listed):
+        if i not in kept:
+            bad.append((path, check_file(path)["reason"] or "frames could not be decoded"))
+    return keep, bad
+
+
 def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 

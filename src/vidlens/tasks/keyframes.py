@@ -147,7 +147,8 @@ def save_keyframes(
     out = Path(out_dir)
     image_dir = out / "keyframes"
     image_dir.mkdir(parents=True, exist_ok=True)
-    images = read_clip(video, [kf.frame for kf in keyframes], size=config.image_size) if keyframes else []
+    # strict: the frames chosen are the frames saved; one that cannot be decoded is an error, never a neighbour
+    images = read_clip(video, [kf.frame for kf in keyframes], size=config.image_size, strict=True) if keyframes else []
     for i, (kf, image) in enumerate(zip(keyframes, images)):
         name = f"kf_{i:03d}_{kf.time_s:09.3f}s.{config.image_format}"
         cv2.imwrite(str(image_dir / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))

@@ -240,6 +240,7 @@ class EvalReport:
     scores: np.ndarray
     targets: np.ndarray
     paths: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): unreadable, left out of the metrics
 
 
 def evaluate_checkpoints(
@@ -256,37 +257,53 @@ def evaluate_checkpoints(
     cfg_train: TrainConfig | None = None,
     spec: DatasetSpec | None = None,
     progress: bool | None = None,
+    exclude: str | os.PathLike[str] | None = None,
 ) -> EvalReport:
     """Evaluate one checkpoint or a weighted ensemble on a dataset split; write metrics and plots.
 
     Without `root`/`manifest` the data (and its seeded split) is the one the first checkpoint was
     trained on. Each member sees the videos through its own preprocessing; probabilities are fused.
-    Writes `metrics.json`, `per_class.csv`, `confusion.png`, `scores.npz` into `out`.
+    Writes `metrics.json`, `per_class.csv`, `confusion.png`, `scores.npz` into `out`. Files of
+    `exclude` (a scan's bad_files.csv) are left out; unreadable files are skipped and reported in
+    `skipped` and metrics.json, never scored as another video.
     """
+    from vidlens.data.scan import load_bad_files, substituted_rows, without_files
+
     members = [load_classifier(p, num_clips=num_clips, test_crop=test_crop) for p in checkpoints]
     ensemble = VideoClassifier(members, weights)
     labels = ensemble.labels
     if spec is None:
-        if not members[0].config:
+        if not members[0].config and not (root or manifest):
             raise ConfigError(None, f"{members[0].path} does not record its training data: pass --data or --manifest")
-        saved = RecognitionConfig.from_dict(members[0].config)
+        saved = RecognitionConfig.from_dict(members[0].config) if members[0].config else RecognitionConfig()
         if root or manifest:
             saved.data.root, saved.data.manifest = root, manifest
             saved.data.layout = layout or "auto"
+        if exclude:
+            saved.data.exclude = os.fspath(exclude)  # left out before the seeded split, as in training
         spec = load_data_spec(saved, labels=labels)
+    elif exclude:
+        spec = without_files(spec, load_bad_files(exclude))
     if list(spec.labels) != labels:
         spec = _relabel(spec, labels)
     records = spec.records_by_split.get(split) or []
     if not records:
         raise DatasetError(root or spec.root, f"split {split!r} has no videos (splits: {sorted(spec.records_by_split)})")
     train_cfg = cfg_train or TrainConfig()
-    member_scores, targets, paths = [], None, []
+    member_scores, targets, paths, seen = [], None, [], []
     for member in members:
         task, dataset = _member_eval(member, spec, split, train_cfg)
         result = evaluate(task, dataset, train_cfg, progress=progress)
         member_scores.append(result.scores.float().cpu().numpy())
         targets = result.targets.cpu().numpy()
         paths = result.paths
+        seen.append(result.paths)
+    keep, skipped = substituted_rows([r.path for r in records], seen)  # a substitute is not the listed video
+    if not keep:
+        raise DatasetError(root or spec.root, f"none of the {len(records)} videos of split {split!r} could be read")
+    if skipped:
+        member_scores = [s[keep] for s in member_scores]
+        targets, paths = targets[keep], [paths[i] for i in keep]
     # Members' columns follow their own label order; fuse() aligns them to the first's.
     scores = ensemble.fuse(member_scores)
     assert targets is not None
@@ -294,6 +311,7 @@ def evaluate_checkpoints(
     metrics["split"] = split
     metrics["checkpoints"] = [os.fspath(p) for p in checkpoints]
     metrics["weights"] = ensemble.weights
+    metrics["skipped"] = [{"path": p, "reason": r} for p, r in skipped]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {"metrics": out / "metrics.json", "scores": out / "scores.npz"}
@@ -305,7 +323,7 @@ def evaluate_checkpoints(
         files["per_class"] = write_per_class_csv(per_class, out / "per_class.csv")
         files["confusion"] = plot_confusion_matrix(targets, scores.argmax(axis=1), labels, out / "confusion.png",
                                                    title=f"{split}: top-1 {metrics['top1']:.3f} ({metrics['num_videos']} videos)")
-    return EvalReport(metrics, per_class, files, scores, targets, paths)
+    return EvalReport(metrics, per_class, files, scores, targets, paths, skipped)
 
 
 def _relabel(spec: DatasetSpec, labels: list[str]) -> DatasetSpec:
