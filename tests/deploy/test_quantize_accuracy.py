@@ -88,8 +88,8 @@ def test_int8_top1_drop_on_the_val_split_is_under_two_points(report, actions):
     out, rows = report
     splits = [line.rsplit(",", 1)[1] for line in (actions / "manifest.csv").read_text().splitlines()[1:]]
     assert splits.count("val") == NUM_VAL and "test" not in splits  # the report's top-1 is on these videos
-    assert [r.variant for r in rows] == ["fp32 PyTorch", "ONNX fp32", "ONNX int8"]
-    fp32, onnx32, int8 = rows
+    assert [r.variant for r in rows] == ["fp32 PyTorch", "ONNX fp32", "ONNX int8", "ONNX int8 static"]
+    fp32, onnx32, int8, static = rows
 
     # The model really learned, so the comparison means something.
     assert fp32.top1 >= max(0.8, 3 * CHANCE), fp32
@@ -104,6 +104,11 @@ def test_int8_top1_drop_on_the_val_split_is_under_two_points(report, actions):
     assert int8.top1 is not None and int8.top1_drop is not None
     assert int8.top1_drop == pytest.approx(fp32.top1 - int8.top1, abs=1e-4)
     assert int8.top1_drop < 0.02, (fp32.top1, int8.top1)
+    # Static QDQ int8, calibrated on the validation clips: also under 2 points.
+    assert onnx_metadata(static.file)["quantization"] == "int8-static" and "validation clips" in static.note
+    assert static.top1_drop is not None and static.top1_drop < 0.02, (fp32.top1, static.top1)
+    print(f"\nfp32 {fp32.top1} ({onnx32.latency_ms} ms ONNX), int8 dynamic {int8.top1} ({int8.latency_ms} ms), "
+          f"int8 static {static.top1} ({static.latency_ms} ms)")
 
 
 def test_report_files_carry_top1_and_drop(report, actions):
@@ -113,4 +118,5 @@ def test_report_files_carry_top1_and_drop(report, actions):
     assert saved["ONNX int8"]["top1"] == rows[2].top1 and saved["ONNX int8"]["top1_drop"] == rows[2].top1_drop
     assert saved["fp32 PyTorch"]["top1"] == rows[0].top1 and saved["fp32 PyTorch"]["top1_drop"] == 0
     header, *lines = (out / "report.csv").read_text().splitlines()
-    assert "top1" in header.split(",") and "top1_drop" in header.split(",") and len(lines) == 3
+    assert "top1" in header.split(",") and "top1_drop" in header.split(",") and len(lines) == 4
+    assert json.loads((out / "report.json").read_text())["recommendation"]["variant"] in {r.variant for r in rows[1:]}
