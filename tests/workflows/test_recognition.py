@@ -489,6 +489,11 @@ def test_head_training_defaults_apply_only_to_options_left_at_their_defaults():
     assert (train.lr, train.min_steps) == (HEAD_DEFAULTS["lr"], HEAD_DEFAULTS["min_steps"]) and notes
     train, _ = head_training_config(RecognitionConfig(model=model, train=TrainConfig(lr=3e-3, min_steps=40)))
     assert (train.lr, train.min_steps) == (3e-3, 40)
+    # A value the user set is kept even when it equals TrainConfig's default (`--lr 0.001`, or a YAML key).
+    train, _ = head_training_config(RecognitionConfig(model=model, user_train_keys=["lr"]))
+    assert (train.lr, train.min_steps) == (TrainConfig().lr, HEAD_DEFAULTS["min_steps"])
+    from_yaml = RecognitionConfig.from_dict({"model": {"name": "tsn", "precompute_features": True}, "train": {"lr": 1e-3}})
+    assert head_training_config(from_yaml)[0].lr == 1e-3
     train, notes = head_training_config(RecognitionConfig(model=model, head_defaults=False))
     assert train == TrainConfig() and notes == []
     train, notes = head_training_config(RecognitionConfig())  # the encoder trains too: nothing changes

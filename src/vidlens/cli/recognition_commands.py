@@ -132,6 +132,8 @@ def train_command(
             value = str(value)
         target = cfg if section is None else getattr(cfg, section)
         setattr(target, key, value)
+        if section == "train" and key not in cfg.user_train_keys:
+            cfg.user_train_keys.append(key)
     if model_arg:
         cfg.model.args.update(parse_model_args(model_arg))
     cfg.train = type(cfg.train).from_dict(cfg.train.to_dict())  # re-validate after overrides

@@ -114,6 +114,8 @@ class RecognitionConfig(StrictFields):
     # Precomputed features (only a head trains): options left at TrainConfig's defaults take the
     # head-on-features values (workflows.recognition.HEAD_DEFAULTS); false keeps the plain defaults.
     head_defaults: bool = True
+    # Training options the user set (flags, or keys of a YAML train section): head defaults never replace them.
+    user_train_keys: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -139,8 +141,10 @@ class RecognitionConfig(StrictFields):
                     raise unknown_keys_error(f.name, unknown, known)
                 value = parts[f.name](**value)
             elif f.name == "train":
+                if isinstance(value, dict):
+                    kwargs["user_train_keys"] = sorted(set(d.get("user_train_keys") or []) | set(value))
                 value = TrainConfig.from_dict(value)
-            kwargs[f.name] = value
+            kwargs[f.name] = value if f.name != "user_train_keys" else sorted(set(kwargs.get(f.name, [])) | set(value or []))
         if d:
             raise unknown_keys_error("top-level", sorted(d, key=str), [f.name for f in fields(cls)])
         return cls(**kwargs)

@@ -105,8 +105,8 @@ def _hflip_default(cfg: RecognitionConfig) -> bool:
 
 # Training a head on precomputed frozen features: a few hundred full steps of a larger learning
 # rate converge a linear/GRU head where the fine-tuning defaults (1e-3, 10 epochs of 2 steps on 12
-# videos) stop halfway (benchmarks/bench_probe.py). Applied to the options the run left at
-# TrainConfig's defaults; the resolved values are saved in config.yaml.
+# videos) stop halfway (benchmarks/bench_probe.py). Applied to the options the user did not set
+# (`user_train_keys`) and left at TrainConfig's defaults; the resolved values are saved in config.yaml.
 HEAD_DEFAULTS = {"lr": 1e-2, "min_steps": 300, "warmup_epochs": 0.0}
 
 
@@ -117,7 +117,9 @@ def head_training_config(cfg: RecognitionConfig) -> tuple[TrainConfig, list[str]
         return cfg.train, []
     base = TrainConfig().to_dict()
     current = cfg.train.to_dict()
-    changed = {k: v for k, v in HEAD_DEFAULTS.items() if current[k] == base[k] and current[k] != v}
+    explicit = set(cfg.user_train_keys)
+    changed = {k: v for k, v in HEAD_DEFAULTS.items()
+               if k not in explicit and current[k] == base[k] and current[k] != v}
     if not changed:
         return cfg.train, []
     note = ("head on precomputed features: " + ", ".join(f"{k}={v}" for k, v in changed.items())
