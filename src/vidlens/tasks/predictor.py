@@ -253,11 +253,13 @@ def member_scores(member: LoadedClassifier, path: str, chunk: int = 8) -> VideoS
     clip), each made into V crops by the eval transform; the model sees `chunk` clips at a time.
     """
     info = probe(path)  # VideoDecodeError naming the file when it is not a readable video
-    times = frame_index(path).times
-    ticks = resample_indices(info.num_frames, info.fps, member.sampler.fps).size
+    times = frame_index(path).times  # seconds of every frame: the numbering read_clip uses
+    if times.size == 0:
+        raise VidlensError(path, "no frames to classify")
+    ticks = resample_indices(times.size, info.fps, member.sampler.fps).size
     n = whole_video_clips(member.sampler, ticks, member.num_clips)
     sampler = SamplerConfig.from_dict({**member.sampler.to_dict(), "num_clips": n})
-    frames = sample_indices(sampler, info.num_frames, info.fps, train=False).reshape(-1, sampler.clip_len)  # (N,T)
+    frames = sample_indices(sampler, times.size, info.fps, train=False).reshape(-1, sampler.clip_len)  # (N,T)
     images = read_clip(path, frames.reshape(-1), size=member.decode_size)  # (N*T,H,W,C) uint8
     _, h, w, c = images.shape
     video = torch.from_numpy(images).permute(0, 3, 1, 2).reshape(len(frames), sampler.clip_len, c, h, w)

@@ -2,7 +2,7 @@
 
 The video is decoded once per distinct (frame rate, decode size) among the classifiers (once for
 a single model), at the model's own size and rate (`iter_frames(fps=..., size=...)` from the
-checkpoint's preprocess), read ahead in a background thread so decoding overlaps inference.
+checkpoint's preprocess: its `decode_size`, else the eval transform's resize), read ahead in a background thread so decoding overlaps inference.
 Each frame goes through the eval transform once (windows overlap; their frames are not redone);
 windows are classified in batches. `progress(done_s, total_s)` is called as the video advances.
 """
@@ -148,7 +148,9 @@ def stream_window_probs(
     """Per member: (window centres `(W,)`, probabilities `(W,K)`), decoding once per (fps, decode size)."""
     groups: dict[tuple[float, int | None], list[int]] = {}
     for i, m in enumerate(members):
-        groups.setdefault((float(m.sampler.fps or video_fps), m.decode_size), []).append(i)
+        # A checkpoint without a decode size still gets frames at the model's size: the eval transform's resize.
+        size = m.decode_size or m.transform.eval_resize
+        groups.setdefault((float(m.sampler.fps or video_fps), size), []).append(i)
     total = max(duration_s, 1e-6) * len(groups)
     results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for g, ((fps, size), idx) in enumerate(groups.items()):
