@@ -117,7 +117,7 @@ def plain_decode(classifier: VideoClassifier, path: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a 1-minute file, one round: checks the script runs")
+    parser.add_argument("--quick", action="store_true", help="the 30 s file itself, one round: checks the script runs")
     parser.add_argument("--minutes", type=float, default=15.0, help="length of the long file (default 15)")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds per way (default 2, quick 1)")
     parser.add_argument("--work", default=str(common.WORK_DIR), help="where the long file is made (kept)")
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args(argv)
     started, machine = common.now(), common.machine_info()
-    minutes = 1.0 if args.quick else args.minutes
+    minutes = 0.5 if args.quick else args.minutes
     repeats = args.repeats or (1 if args.quick else 2)
     video = long_video(Path(args.work), minutes)
     info = probe(video)
