@@ -114,11 +114,13 @@ class RecognitionConfig(StrictFields):
     # Precomputed features (only a head trains): options left at TrainConfig's defaults take the
     # head-on-features values (workflows.recognition.HEAD_DEFAULTS); false keeps the plain defaults.
     head_defaults: bool = True
-    # Training options the user set (flags, or keys of a YAML train section): head defaults never replace them.
-    user_train_keys: list[str] = field(default_factory=list)
+    # Training options the user set (flags, or keys of a YAML train section): head defaults never
+    # replace them. How the config was given, not a setting: not saved, not compared.
+    user_train_keys: list[str] = field(default_factory=list, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out.pop("user_train_keys")
         out["train"] = self.train.to_dict()
         out["clip"]["crop_scale"] = list(self.clip.crop_scale)
         return out
