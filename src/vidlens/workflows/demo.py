@@ -86,7 +86,8 @@ def _recipe(s: DemoSettings, manifest: Path, out: Path, model: ModelConfig, clip
 
 def temporal_recipe(s: DemoSettings, manifest: Path, out: Path) -> RecognitionConfig:
     """C3D over every frame of the clip; crops keep most of the frame (the object must stay in view)."""
-    clip = ClipConfig(sampler="clip", clip_len=s.frames, stride=1, size=s.size, decode_size=s.size,
+    # The clip is the whole video: one test view (three would be the same frames three times).
+    clip = ClipConfig(sampler="clip", clip_len=s.frames, stride=1, test_clips=1, size=s.size, decode_size=s.size,
                       crop="random_resized", crop_scale=(0.7, 1.0))
     return _recipe(s, manifest, out, ModelConfig(name="c3d", args={"width": s.width}), clip, s.epochs)
 
