@@ -287,7 +287,10 @@ def scan_index(container: av.container.InputContainer, path: str) -> FrameIndex:
     scan = _scan_packets(container, stream)
     if not scan.pts:
         raise VideoDecodeError(path, scan.problem or "video stream has no frames")
-    if needs_decode_order(container, stream) or (scan.timestamps_missing and not scan.monotonic):
+    no_pts = bool(set((container.format.name or "").split(",")) & _NO_PTS_FORMATS)
+    # Reordering shows in the codec's header (has_b_frames) or, when a header says nothing, in
+    # parser-made timestamps that run backwards.
+    if needs_decode_order(container, stream) or (not scan.monotonic and (no_pts or scan.timestamps_missing)):
         index = _index_from_decoding(container, stream, scan, time_base, path)
     else:
         formats = set((container.format.name or "").split(","))
