@@ -27,9 +27,9 @@ def test_one_keyframe_per_short_shot_inside_its_pure_frames(shot_video):
     path, truth = shot_video
     features = sample_frame_features(path, fps=4, kind="hsv")
     keyframes = choose_keyframes(features, truth.scenes, KeyframeConfig(features="hsv", max_similarity=1.0))
-    assert [kf.shot for kf in keyframes] == [0, 1, 2, 3]  # every shot is under 10 s: one each
+    assert [kf.shot for kf in keyframes] == [1, 2, 3, 4]  # every shot is under 10 s: one each; numbered from 1
     for kf in keyframes:
-        pure = truth.shots[kf.shot]
+        pure = truth.shots[kf.shot - 1]
         assert pure["start_frame"] <= kf.frame < pure["end_frame"], (kf, pure)  # not in a fade or dissolve
         assert kf.time_s == pytest.approx(kf.frame / truth.fps, abs=1e-3)
 
@@ -54,9 +54,9 @@ def test_long_shots_get_more_keyframes_and_repeated_views_are_dropped(tmp_path):
 
     shots = [Span(0, 60), Span(60, 120), Span(120, 180)]
     diverse = choose_keyframes(features, shots, KeyframeConfig(features="hsv", max_similarity=0.9))
-    assert sorted({kf.shot for kf in diverse}) == [0, 1]  # the second red shot repeats the first
+    assert sorted({kf.shot for kf in diverse}) == [1, 2]  # the second red shot (3) repeats the first
     every = choose_keyframes(features, shots, KeyframeConfig(features="hsv", max_similarity=1.0, seconds_per_keyframe=3))
-    assert [sum(kf.shot == s for kf in every) for s in range(3)] == [3, 3, 3]  # 1 + 6 // 3, capped at 3
+    assert [sum(kf.shot == s for kf in every) for s in (1, 2, 3)] == [3, 3, 3]  # 1 + 6 // 3, capped at 3
     assert [kf.frame for kf in every] == sorted(kf.frame for kf in every)
 
 
@@ -77,6 +77,29 @@ def test_saved_keyframes_contact_sheet_and_json(shot_video, tmp_path):
     assert np.abs(saved.astype(int) - expected).mean() < 6  # the right frame (JPEG-close)
     sheet = cv2.imread(str(files["contact_sheet.png"]))
     assert sheet.shape[1] > 3 * 200 and sheet.std() > 10
+
+
+def test_shot_numbers_agree_with_scenes_csv_on_real_footage(tmp_path):
+    """Shot n of keyframes.json, of the contact sheet captions and of kf_NNN names is scene n of scenes.csv (1-based)."""
+    import csv
+
+    from vidlens.tasks.keyframes import extract_keyframes
+    from vidlens.tasks.shots import detect_shots, write_shot_outputs
+    from vidlens.testing import sample_media
+
+    video = sample_media("bikes.mp4")  # real footage, 6 shots
+    shots = detect_shots(video)
+    rows = list(csv.reader(write_shot_outputs(shots, tmp_path / "shots", plot=False)["csv"].read_text().splitlines()))[2:]
+    by_number = {int(r[0]): (int(r[1]) - 1, int(r[4])) for r in rows}  # 1-based Start Frame, inclusive End Frame
+    assert sorted(by_number) == list(range(1, len(shots.scenes) + 1))
+    config = KeyframeConfig(fps=5, features="hsv", image_size=64, max_similarity=1.0)  # the last shot lasts 0.32 s
+    result = extract_keyframes(video, tmp_path / "kf", config, shots=shots.scenes)
+    doc = json.loads(result.files["keyframes.json"].read_text())
+    assert {kf["shot"] for kf in doc["keyframes"]} == set(by_number)  # every shot, numbered 1..N
+    for i, kf in enumerate(doc["keyframes"]):
+        start, end = by_number[kf["shot"]]
+        assert start <= kf["frame"] < end, (kf, start, end)
+        assert kf["path"].startswith(f"keyframes/kf_{i + 1:03d}_")
 
 
 def test_mobilenet_features_one_row_per_sampled_frame(shot_video):

@@ -246,3 +246,68 @@ def test_dissolve_needs_a_quiet_side_but_tolerates_flash_spikes():
     mixed = np.where(np.arange(n) < 185, pan, dissolve)
     found = find_dissolves(mixed, cut, blocked, config)
     assert [b.kind for b in found] == ["dissolve"] and 190 <= found[0].frame <= 200
+
+
+@pytest.mark.parametrize("name,kind", [("cuts", "cut"), ("fades", "fade"), ("dissolves", "dissolve")])
+def test_scenes_json_boundaries_carry_kind_and_confidence(videos, tmp_path, name, kind):
+    from vidlens.tasks.shots import BOUNDARY_KINDS
+
+    path, truth = videos[name]
+    result = detect_shots(path)
+    data = json.loads(write_shot_outputs(result, tmp_path, plot=False)["json"].read_text())
+    assert {"cuts", "boundaries", "boundary_kinds", "scenes", "fps", "num_frames"} <= set(data)  # format kept
+    found = data["boundaries"]
+    assert len(found) >= 4
+    for b in found:
+        assert set(b) == {"frame", "time_s", "kind", "score", "start_frame", "end_frame", "confidence"}
+        assert b["kind"] in BOUNDARY_KINDS
+        # Each rule's score passed its threshold, so its confidence is above the 0.5 of a score at the threshold.
+        assert 0.5 < b["confidence"] <= 1.0, b
+    # The kind is what the video was made with, for the boundaries that match a true transition.
+    matched = [b for b in found if any(t.start_frame - 2 <= b["frame"] <= max(t.end_frame, t.start_frame) + 1
+                                       for t in truth.transitions)]
+    assert len(matched) >= 0.9 * len(truth.transitions) and all(b["kind"] == kind for b in matched), found
+    assert data["boundary_kinds"] == {k: sum(b["kind"] == k for b in found) for k in BOUNDARY_KINDS
+                                      if any(b["kind"] == k for b in found)}
+
+
+def test_confidence_orders_real_cuts_by_strength():
+    from vidlens.tasks.shots import confidence_from_margin
+
+    assert confidence_from_margin(0.3, 0.3) == 0.5 and confidence_from_margin(0.0, 0.3) == 0.0
+    assert confidence_from_margin(0.9, 0.3) == pytest.approx(0.75) and confidence_from_margin(1.0, 0.0) == 1.0
+    result = detect_shots(sample_media("bikes.mp4"))
+    conf = [b.confidence for b in result.boundaries]
+    ratio = [b.score / result.threshold[b.frame] for b in result.boundaries]  # bikes: every frame analysed
+    assert np.argsort(conf).tolist() == np.argsort(ratio).tolist()  # stronger evidence, higher confidence
+    assert all(0.5 < c < 1 for c in conf)
+
+
+def test_score_plot_takes_plain_data_and_draws_the_learned_score(tmp_path):
+    import ast
+    import inspect
+
+    import vidlens.report.shots as report_shots
+    import vidlens.tasks.shots.result as result_module
+
+    def imports(module) -> set[str]:
+        tree = ast.parse(inspect.getsource(module))
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+
+    # No import circle: the plot does not know the result type, the result does not call the plot.
+    assert not any(m.startswith("vidlens.tasks") for m in imports(report_shots))
+    assert not any(m.startswith("vidlens.report.shots") for m in imports(result_module))
+    t = np.arange(100) / 25.0
+    cut = np.zeros(100, np.float32)
+    cut[40] = 0.8
+    boundaries = [{"kind": "cut", "time_s": 1.6, "start_frame": 40, "end_frame": 40},
+                  {"kind": "wipe", "time_s": 3.0, "start_frame": 70, "end_frame": 80}]
+    plain = report_shots.plot_shot_scores(t, {"cut": cut}, np.full(100, 0.2), boundaries, tmp_path / "a.png", fps=25.0)
+    learned = np.clip(np.sin(np.arange(100) / 7.0), 0, 1).astype(np.float32)
+    both = report_shots.plot_shot_scores(t, {"cut": cut, "learned": learned}, np.full(100, 0.2), boundaries,
+                                         tmp_path / "b.png", fps=25.0)
+    import cv2
+
+    a, b = cv2.imread(str(plain)), cv2.imread(str(both))
+    assert a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).mean() > 0.1  # the learned curve shows

@@ -1,4 +1,5 @@
-"""`vidlens shots VIDEO`: shot boundary detection (cuts, fades, dissolves) -> scenes.json, .csv, scores.png."""
+"""`vidlens shots VIDEO`: shot boundary detection (cuts, fades, dissolves) -> scenes.json, .csv, scores.png;
+`--split DIR` also writes one video file per scene (`<stem>-Scene-001.mp4`, ...)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,20 @@ def shots_command(
     edges: bool = typer.Option(False, "--edges", help="Also compute the edge change ratio (slower; shown in the JSON scores)."),
     deep: bool = typer.Option(False, "--deep", help="Also compute MobileNetV2 feature distances (needs its ImageNet weights)."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write scores.png."),
+    split: Path | None = typer.Option(None, "--split", help="Also write one video file per scene into this folder "
+                                      "(<stem>-Scene-001.<ext>, numbered from 1 as in scenes.csv)."),
+    split_mode: str = typer.Option("auto", "--split-mode", help="auto: stream copy when every scene starts on a "
+                                   "keyframe, else re-encode; copy: stream copy or fail; encode: always re-encode (H.264 .mp4)."),
+    split_audio: bool = typer.Option(True, "--split-audio/--no-split-audio", help="Keep the audio in the split files."),
 ) -> None:
     """Detect shot boundaries and write the scene list (JSON, PySceneDetect-style CSV) and a score plot."""
     from vidlens.io import probe
     from vidlens.outputs import staged_output
     from vidlens.tasks.shots import ShotConfig, detect_shots, write_shot_outputs
+    from vidlens.tasks.shots.split import SPLIT_MODES
+
+    if split_mode not in SPLIT_MODES:
+        raise typer.BadParameter(f"must be one of {', '.join(SPLIT_MODES)}", param_hint="--split-mode")
 
     config = ShotConfig(size=size, threshold=threshold, min_score=min_score, min_shot_s=min_shot_s,
                         gradual=gradual, edges=edges, deep=deep)
@@ -47,6 +57,15 @@ def shots_command(
     )
     for path in paths.values():
         console.print(f"  {path}", highlight=False, soft_wrap=True)
+    if split is not None:
+        from vidlens.tasks.shots.split import split_scenes
+
+        with staged_output(split) as stage, make_progress() as bar:
+            task = bar.add_task(f"split {video.name}", total=len(result.scenes))
+            done = split_scenes(video, result.scenes, stage.path, mode=split_mode, audio=split_audio,
+                                progress=lambda n: bar.update(task, completed=n))
+        console.print(f"split: {len(done.files)} files by {done.mode} ({done.reason}) -> {split}/",
+                      highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,6 +5,10 @@ their L2-normalised embeddings; each cluster contributes its medoid (the member 
 centroid), larger clusters first. Diversity: a candidate whose cosine similarity to an
 already chosen keyframe exceeds `max_similarity` is dropped, so a shot that returns to the
 same view, or two shots of the same scene, do not repeat a picture.
+
+Numbering: shots and keyframes are numbered from 1 wherever a person reads them (`Keyframe.shot`,
+keyframes.json, contact sheet captions, `kf_001_...` image names), as scenes.csv and split files
+(`<stem>-Scene-001.mp4`) number scenes: keyframe shot `n` is `scenes[n - 1]`.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ class KeyframeConfig:
 
 @dataclass
 class Keyframe:
-    shot: int  # index of the shot it represents
+    shot: int  # 1-based number of the shot it represents (shots[shot - 1]), as in scenes.csv
     frame: int  # source frame index
     time_s: float
     cluster_size: int  # sampled frames its cluster stands for
@@ -99,11 +103,11 @@ def choose_keyframes(features: FrameFeatures, shots: Sequence[Span], config: Key
         for row, size in _medoids(unit[rows], rows, k, config.seed):
             if chosen_vectors and max(float(v @ unit[row]) for v in chosen_vectors) > config.max_similarity:
                 continue
-            chosen.append(Keyframe(shot_id, int(features.frames[row]), float(features.frame_times_s[row]), size))
+            chosen.append(Keyframe(shot_id + 1, int(features.frames[row]), float(features.frame_times_s[row]), size))
             chosen_vectors.append(unit[row])
     if not chosen:  # everything was a near-duplicate of nothing: impossible, but a video always gets one
         row = len(features) // 2
-        chosen.append(Keyframe(0, int(features.frames[row]), float(features.frame_times_s[row]), len(features)))
+        chosen.append(Keyframe(1, int(features.frames[row]), float(features.frame_times_s[row]), len(features)))
     chosen.sort(key=lambda kf: kf.frame)
     return chosen
 
@@ -143,14 +147,14 @@ def save_keyframes(
     *,
     title: str | None = None,
 ) -> dict[str, Path]:
-    """Write each keyframe as `keyframes/kf_NNN_<time>s.<ext>`, `keyframes.json` and `contact_sheet.png`."""
+    """Write each keyframe as `keyframes/kf_NNN_<time>s.<ext>` (NNN from 001), `keyframes.json` and `contact_sheet.png`."""
     out = Path(out_dir)
     image_dir = out / "keyframes"
     image_dir.mkdir(parents=True, exist_ok=True)
     # strict: the frames chosen are the frames saved; one that cannot be decoded is an error, never a neighbour
     images = read_clip(video, [kf.frame for kf in keyframes], size=config.image_size, strict=True) if keyframes else []
     for i, (kf, image) in enumerate(zip(keyframes, images)):
-        name = f"kf_{i:03d}_{kf.time_s:09.3f}s.{config.image_format}"
+        name = f"kf_{i + 1:03d}_{kf.time_s:09.3f}s.{config.image_format}"
         cv2.imwrite(str(image_dir / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         kf.path = f"keyframes/{name}"
     sheet = contact_sheet(list(images), [f"{timecode(kf.time_s)}  shot {kf.shot}" for kf in keyframes],

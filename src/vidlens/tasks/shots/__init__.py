@@ -15,9 +15,12 @@ from vidlens.tasks.shots.result import (
     Boundary,
     SceneSpan,
     ShotResult,
+    confidence_from_margin,
+    scene_file_name,
     write_scene_csv,
-    write_shot_outputs,
+    write_scene_json,
 )
+from vidlens.tasks.shots.outputs import write_shot_outputs
 from vidlens.tasks.shots.scores import FrameScores, compute_scores
 
 __all__ = [
@@ -34,6 +37,9 @@ __all__ = [
     "find_boundaries",
     "match_boundaries",
     "match_boundaries_to_frames",
+    "confidence_from_margin",
+    "scene_file_name",
     "write_scene_csv",
+    "write_scene_json",
     "write_shot_outputs",
 ]

@@ -16,6 +16,10 @@ maps them to source frame indices. Steps (docs/shots.md has the details):
 4. Dissolves: `long_hist[t]` (frame t vs t-k) rises above `gradual_threshold` for a sustained
    stretch away from any cut or fade; the stretch at half its peak spans `[start + k/2, end + k/2)`.
 5. Minimum shot length: boundaries closer than `min_shot_s` keep the stronger one.
+
+Each boundary's `confidence` is `score / (score + threshold)` (0.5 at the rule's threshold):
+cuts against their adaptive threshold, fades against `black_level` (their luma dip must be at
+least about that), dissolves against `gradual_threshold`.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 
 from vidlens.errors import VideoDecodeError
 from vidlens.tasks.shots.config import ShotConfig
-from vidlens.tasks.shots.result import Boundary, ShotResult, scenes_from_boundaries
+from vidlens.tasks.shots.result import Boundary, ShotResult, confidence_from_margin, scenes_from_boundaries
 from vidlens.tasks.shots.scores import FrameScores, compute_scores, default_read_ahead
 
 _EPS = 1e-3
@@ -125,7 +129,8 @@ def find_fades(luma: np.ndarray, config: ShotConfig, max_len: int) -> list[Bound
         if around < 2 * config.black_level:
             continue
         frame = a + (b - a + 2) // 2
-        out.append(Boundary(frame, 0.0, "fade", float(around - luma[a : b + 1].min()), start, end))
+        dip = float(around - luma[a : b + 1].min())
+        out.append(Boundary(frame, 0.0, "fade", dip, start, end, confidence_from_margin(dip, config.black_level)))
     return out
 
 
@@ -160,9 +165,10 @@ def find_dissolves(long_hist: np.ndarray, cut: np.ndarray, blocked: np.ndarray, 
         # One frame carrying most of the change is a cut the cut detector missed, not a dissolve.
         if seg.size and seg.max() > 0.5 * peak and seg.max() > 3 * (np.median(seg) + _EPS):
             p = start + int(seg.argmax())
-            out.append(Boundary(p, 0.0, "cut", float(cut[p]), p, p))
+            out.append(Boundary(p, 0.0, "cut", float(cut[p]), p, p, confidence_from_margin(cut[p], 0.5 * peak)))
             continue
-        out.append(Boundary(start + (end - start) // 2, 0.0, "dissolve", peak, start, end))
+        out.append(Boundary(start + (end - start) // 2, 0.0, "dissolve", peak, start, end,
+                            confidence_from_margin(peak, config.gradual_threshold)))
     return out
 
 
@@ -208,7 +214,7 @@ def find_boundaries(fs: FrameScores, fps: float, config: ShotConfig) -> tuple[li
         for t, _ in cuts:
             blocked[max(0, t - 1) : t + config.long_range + 1] = True
         gradual += find_dissolves(s["long_hist"], s["cut"], blocked, config)
-    boundaries = [Boundary(t, 0.0, "cut", v, t, t) for t, v in cuts] + gradual
+    boundaries = [Boundary(t, 0.0, "cut", v, t, t, confidence_from_margin(v, threshold[t])) for t, v in cuts] + gradual
     min_frames = int(round(config.min_shot_s * fps))
     return enforce_min_length(boundaries, min_frames), threshold
 
@@ -241,7 +247,8 @@ def detect_shots(
     for b in found:
         frame = int(fs.indices[b.frame])
         end = int(fs.indices[b.end_frame]) if b.end_frame < n else int(fs.indices[-1]) + 1
-        boundaries.append(Boundary(frame, float(fs.times[b.frame]), b.kind, b.score, int(fs.indices[b.start_frame]), end))
+        boundaries.append(Boundary(frame, float(fs.times[b.frame]), b.kind, b.score, int(fs.indices[b.start_frame]), end,
+                                   b.confidence))
     total = max(info.num_frames, int(fs.indices[-1]) + 1)
     scenes = scenes_from_boundaries([b.frame for b in boundaries], total, fps)
     return ShotResult(

@@ -4,6 +4,13 @@ Frames are 0-based source frame indices; `end_frame`s are exclusive. A boundary'
 `frame` is the first frame of the new shot for a cut and the middle of the transition
 (`start_frame + (end_frame - start_frame) // 2`) for a fade or dissolve, the same
 convention as `vidlens.data.synthetic.shots`.
+
+Shot (scene) numbers that people read are 1-based: scene `i` of `ShotResult.scenes` (a 0-based
+Python list) is "scene i + 1" in scenes.csv, in split file names (`<stem>-Scene-001.mp4`) and in
+keyframes.json / contact sheets, as PySceneDetect numbers them. Frame indices stay 0-based.
+
+This module holds data and plain-file writers only; the plot is drawn from plain data by
+`vidlens.report.shots` (called from `vidlens.tasks.shots.outputs`), so report never imports tasks.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ import numpy as np
 
 from vidlens.report.contact_sheet import timecode  # HH:MM:SS.mmm, as PySceneDetect's get_timecode() writes it
 
-BOUNDARY_KINDS = ("cut", "fade", "dissolve", "gradual")
+# What a boundary is. The classic detector finds cuts, fades (through black) and dissolves; wipes come
+# from detectors that can tell them (the learned one).
+BOUNDARY_KINDS = ("cut", "dissolve", "fade", "wipe")
 
 # PySceneDetect's scene list CSV header (scenedetect.output.write_scene_list, 0.7.x).
 CSV_HEADER = [
@@ -37,14 +46,20 @@ CSV_HEADER = [
 
 @dataclass
 class Boundary:
-    """One shot change. Transition frames `[start_frame, end_frame)`; a cut has start == end == frame."""
+    """One shot change. Transition frames `[start_frame, end_frame)`; a cut has start == end == frame.
+
+    `score`: the detector's raw evidence (units depend on the detector and kind); `confidence`: in
+    [0, 1], comparable across kinds and detectors, 0.5 at the detector's decision threshold
+    (`confidence_from_margin`).
+    """
 
     frame: int
     time_s: float
-    kind: str  # "cut" | "fade" | "dissolve" | "gradual"
+    kind: str  # one of BOUNDARY_KINDS
     score: float
     start_frame: int
     end_frame: int
+    confidence: float = 0.5
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,7 +118,9 @@ class ShotResult:
             "num_scenes": len(self.scenes),
             "cuts": self.cut_times,
             "boundaries": [
-                {**b.to_dict(), "time_s": round(b.time_s, 3), "score": round(float(b.score), 4)} for b in self.boundaries
+                {**b.to_dict(), "time_s": round(b.time_s, 3), "score": round(float(b.score), 4),
+                 "confidence": round(float(b.confidence), 4)}
+                for b in self.boundaries
             ],
             "boundary_kinds": {k: v for k, v in kinds.items() if v},
             "scenes": [
@@ -114,6 +131,22 @@ class ShotResult:
             "config": dict(self.config),
             "seconds": round(self.seconds, 3),
         }
+
+
+def confidence_from_margin(score: float, threshold: float) -> float:
+    """`score / (score + threshold)` in [0, 1]: 0.5 for a score at the threshold, towards 1 as it dominates.
+
+    Scores and thresholds are non-negative; a zero threshold gives 1 for any positive score.
+    """
+    score, threshold = max(float(score), 0.0), max(float(threshold), 0.0)
+    if score + threshold <= 0:
+        return 0.0
+    return score / (score + threshold)
+
+
+def scene_file_name(stem: str, number: int, suffix: str) -> str:
+    """`<stem>-Scene-NNN<suffix>` for 1-based scene `number` (PySceneDetect's `split-video` names)."""
+    return f"{stem}-Scene-{number:03d}{suffix}"
 
 
 def scenes_from_boundaries(boundary_frames: list[int], num_frames: int, fps: float) -> list[SceneSpan]:
@@ -145,17 +178,10 @@ def write_scene_csv(result: ShotResult, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def write_shot_outputs(result: ShotResult, out_dir: str | os.PathLike[str], *, plot: bool = True) -> dict[str, Path]:
-    """Write `scenes.json`, `scenes.csv` and (when `plot`) `scores.png` into `out_dir`; returns name -> path."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "scenes.json", "csv": out / "scenes.csv"}
-    tmp = paths["json"].with_suffix(".json.tmp")
+def write_scene_json(result: ShotResult, path: str | os.PathLike[str]) -> Path:
+    """`result.to_dict()` as `scenes.json` (written to a temp file, then renamed)."""
+    path = Path(path)
+    tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    tmp.replace(paths["json"])
-    write_scene_csv(result, paths["csv"])
-    if plot:
-        from vidlens.report.shots import plot_shot_scores
-
-        paths["png"] = plot_shot_scores(result, out / "scores.png")
-    return paths
+    tmp.replace(path)
+    return path

