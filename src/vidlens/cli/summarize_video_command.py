@@ -13,7 +13,7 @@ def summarize_video_command(
     video: Path = typer.Argument(..., help="Video file to summarize."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: summary.mp4, summary.json, segments.csv, importance.png, keyframes/."),
     ratio: float = typer.Option(0.15, "--ratio", help="Summary length as a fraction of the video's."),
-    method: str = typer.Option("dsn", "--method", help="Frame scoring: dsn (trained on this video, unsupervised), kmeans, uniform, model."),
+    method: str = typer.Option("diverse", "--method", help="Segment scoring: diverse (content coverage, default), dsn (trained on this video, unsupervised), kmeans, uniform, model."),
     model: str = typer.Option(None, "--model", help="A DSN checkpoint from `vidlens summarize train --videos` (sets --method model)."),
     fps: float = typer.Option(2.0, "--fps", help="Frames scored per second."),
     features: str = typer.Option("mobilenet_v2", "--features", help="Frame embeddings: mobilenet_v2 (ImageNet) or hsv."),
@@ -37,6 +37,8 @@ def summarize_video_command(
     console.print(f"summary: kept {len(result.selected)} of {len(result.segments)} segments from {result.num_shots} shots, "
                   f"{kept:.1f} s of {result.info.duration_s:.1f} s ({kept / max(result.info.duration_s, 1e-6):.0%}), "
                   f"scored by {config.method}", highlight=False, soft_wrap=True)
+    if result.ratio_note:
+        console.print(f"note: {result.ratio_note}", highlight=False, soft_wrap=True)
     console.print(f"wrote {', '.join(sorted(result.files))} -> {out}", highlight=False, soft_wrap=True)
 
 

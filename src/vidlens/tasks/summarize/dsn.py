@@ -53,6 +53,15 @@ class DSN(nn.Module):
         h, _ = self.rnn(x)
         return torch.sigmoid(self.fc(h)).squeeze(-1)
 
+    def forward_shots(self, x: Tensor, bounds: Sequence[tuple[int, int]]) -> Tensor:
+        """`(N, D)` -> `(N,)`: the LSTM runs over each shot `[a, b)` of steps on its own (fresh start state),
+        so a step's probability depends on its shot's content, never on where the shot sits in the video."""
+        chunks = [x[a:b] for a, b in bounds]
+        packed = nn.utils.rnn.pack_sequence(chunks, enforce_sorted=False)
+        h, lengths = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True)
+        out = torch.sigmoid(self.fc(h)).squeeze(-1)  # (shots, longest)
+        return torch.cat([out[i, : int(n)] for i, n in enumerate(lengths)])
+
     def model_args(self) -> dict[str, int]:
         return {"in_dim": self.in_dim, "hidden": self.hidden, "layers": self.layers}
 
@@ -172,6 +181,7 @@ def train_dsn(
     config: DSNConfig | None = None,
     *,
     progress: Callable[[int, int], None] | None = None,
+    shots: Sequence[Sequence[tuple[int, int]]] | None = None,
 ) -> tuple[DSN, list[dict[str, Any]]]:
     """Train a DSN by REINFORCE on `sequences` (each `(N_i, D)`), one update per video per epoch.
 
@@ -181,9 +191,11 @@ def train_dsn(
     sampling, video order). Returns the model (eval mode, on CPU) and one history row per epoch:
     `epoch`, `reward` (mean sampled reward), `cost`, `mean_prob`, `lr`, `seconds`.
     `progress(done_epochs, epochs)` is called after every epoch. Runs on one CPU thread (`one_thread`).
+    `shots`: per sequence, `[a, b)` step ranges tiling it; the LSTM then restarts at every shot
+    (`DSN.forward_shots`) while the reward still judges the whole video's summary.
     """
     with one_thread():
-        return _train_dsn(sequences, config, progress=progress)
+        return _train_dsn(sequences, config, progress=progress, shots=shots)
 
 
 def _train_dsn(
@@ -191,6 +203,7 @@ def _train_dsn(
     config: DSNConfig | None = None,
     *,
     progress: Callable[[int, int], None] | None = None,
+    shots: Sequence[Sequence[tuple[int, int]]] | None = None,
 ) -> tuple[DSN, list[dict[str, Any]]]:
     """The body of `train_dsn`."""
     config = config or DSNConfig()
@@ -216,7 +229,8 @@ def _train_dsn(
         start = time.perf_counter()
         rewards, costs, probs_mean = [], [], []
         for idx in order_rng.permutation(len(seqs)):
-            probs = model(seqs[idx].unsqueeze(0))[0].clamp(1e-6, 1 - 1e-6)
+            out = model(seqs[idx].unsqueeze(0))[0] if shots is None else model.forward_shots(seqs[idx], shots[idx])
+            probs = out.clamp(1e-6, 1 - 1e-6)
             cost = config.beta * (probs.mean() - 0.5) ** 2
             episode_rewards = []
             for _ in range(config.episodes):
@@ -246,13 +260,14 @@ def _train_dsn(
 
 
 @torch.no_grad()
-def dsn_scores(model: DSN, features: np.ndarray) -> np.ndarray:
-    """Importance probabilities `(N,)` of one video's features `(N, D)` (model in eval mode, no grad)."""
+def dsn_scores(model: DSN, features: np.ndarray, shots: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
+    """Importance probabilities `(N,)` of one video's features `(N, D)` (model in eval mode, no grad);
+    with `shots` (`[a, b)` step ranges tiling the video) the LSTM restarts at every shot."""
     was_training = model.training
     model.eval()
     param = next(model.parameters())
     x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=param.device)
-    out = model(x.unsqueeze(0))[0].cpu().numpy().astype(np.float32)
+    out = (model(x.unsqueeze(0))[0] if shots is None else model.forward_shots(x, shots)).cpu().numpy().astype(np.float32)
     model.train(was_training)
     return out
 

@@ -31,17 +31,17 @@ from vidlens.errors import ConfigError
 from vidlens.io import VideoInfo, VideoWriter, iter_frames, probe, read_audio
 from vidlens.tasks.frame_features import FEATURE_KINDS, FrameFeatures, centred_unit_rows, sample_frame_features
 
-SCORERS = ("dsn", "kmeans", "uniform", "model")
+SCORERS = ("diverse", "dsn", "kmeans", "uniform", "model")
 
 
 @dataclass
 class SummaryConfig:
     ratio: float = 0.15  # summary length / video length
-    method: str = "dsn"  # how frames are scored: dsn | kmeans | uniform | model
+    method: str = "diverse"  # how segments are scored: diverse | dsn | kmeans | uniform | model
     model: str | None = None  # checkpoint from `vidlens summarize train` (method "model")
     fps: float = 2.0  # frames scored per second
     features: str = "mobilenet_v2"  # frame embeddings: mobilenet_v2 | hsv
-    max_segment_s: float = 4.0  # longer shots are split into equal sub-shots no longer than this
+    max_segment_s: float = 4.0  # longer shots are split into equal sub-shots no longer than this (shorter for short budgets)
     dsn_epochs: int = 100  # per-video DSN training (method "dsn")
     seed: int = 0
     audio: bool = True  # keep the audio track in summary.mp4 (when the video has one)
@@ -94,6 +94,8 @@ class SummaryResult:
     num_shots: int
     config: SummaryConfig
     files: dict[str, Path] = field(default_factory=dict)
+    ratio_honoured: bool = True  # kept length within max(5 % of the video, one segment) of ratio x length
+    ratio_note: str | None = None  # why not, when it is not
 
     @property
     def selected(self) -> list[Segment]:
@@ -118,11 +120,22 @@ def split_into_segments(shots: list[Any], fps: float, max_segment_s: float) -> l
     return out
 
 
+def shot_bounds(shots: list[Any], frames: np.ndarray) -> list[tuple[int, int]]:
+    """`[a, b)` ranges of sampled-frame indices, one per shot that holds samples (they tile `frames` `(N,)`)."""
+    starts = np.asarray([int(s.start_frame) for s in shots] or [0])
+    ids = np.searchsorted(starts, frames, side="right") - 1
+    edges = [0, *(np.nonzero(np.diff(ids))[0] + 1).tolist(), len(frames)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
 def frame_importance(features: FrameFeatures, config: SummaryConfig,
-                     trained: tuple[Any, dict[str, Any]] | None = None) -> np.ndarray:
-    """Importance `(N,)` in [0, 1] of each sampled frame, by `config.method`.
+                     trained: tuple[Any, dict[str, Any]] | None = None, shots: list[Any] | None = None) -> np.ndarray:
+    """Importance `(N,)` in [0, 1] of each sampled frame, by `config.method` (not "diverse": see `plan_summary`).
 
     `trained`: `(model, checkpoint)` from `load_video_summarizer` for method "model" (loaded here if None).
+    `shots` (with `start_frame`): method "dsn" restarts its LSTM at each of them, so that a frame's importance
+    follows its shot's content wherever the shot is (over the whole video at once, a bi-LSTM trained on one
+    video learns where frames are: ~1.0 at the start sliding to 0 at the end on a real 4-source film).
     """
     from vidlens.tasks.summarize import baselines, dsn
     from vidlens.tasks.summarize.videos import video_dsn_config
@@ -139,8 +152,10 @@ def frame_importance(features: FrameFeatures, config: SummaryConfig,
         scores = _model_scores(*(trained or load_video_summarizer(config.model)), x, config.model)
     else:  # one video, no corpus: a DSN trained on this video alone (see `videos.py` for the settings)
         prepared = centred_unit_rows(x)
-        model, _ = dsn.train_dsn([prepared], video_dsn_config(config.dsn_epochs, config.seed))
-        scores = dsn.dsn_scores(model, prepared)
+        bounds = shot_bounds(shots, features.frames) if shots else None
+        model, _ = dsn.train_dsn([prepared], video_dsn_config(config.dsn_epochs, config.seed),
+                                 shots=[bounds] if bounds else None)
+        scores = dsn.dsn_scores(model, prepared, bounds)
     scores = np.asarray(scores, dtype=np.float32)
     low, high = float(scores.min()), float(scores.max())
     return (scores - low) / (high - low) if high > low else np.full_like(scores, 0.5)
@@ -184,17 +199,27 @@ def score_segments(segments: list[Segment], features: FrameFeatures, scores: np.
             seg.score = float(scores[int(np.argmin(np.abs(features.frames - middle)))])
 
 
-def select_segments(segments: list[Segment], num_frames: int, ratio: float) -> None:
-    """Mark the segments a 0/1 knapsack keeps: total length <= floor(ratio x frames), max sum of score x length."""
+def select_segments(segments: list[Segment], num_frames: int, ratio: float, *, fps: float = 25.0,
+                    order: list[int] | None = None) -> list[Segment]:
+    """Mark the kept segments and return the (possibly re-cut) list; total length ~ `ratio x frames`.
+
+    Whole segments first: in `order` (best first) when given, else by a 0/1 knapsack (max sum of
+    score x length, total <= floor(ratio x frames)); then the best unchosen segment is cut shorter to
+    the leftover budget (`selection.fill_budget`), so a budget smaller than every segment still holds.
+    """
     from vidlens.tasks.summarize.knapsack import knapsack
+    from vidlens.tasks.summarize.selection import fill_budget, take_in_order
 
     capacity = int(math.floor(num_frames * ratio))
-    values = [s.score * s.num_frames for s in segments]
-    for i in knapsack(values, [s.num_frames for s in segments], capacity):
-        segments[i].selected = True
-    if not any(s.selected for s in segments) and segments:  # every segment is longer than the budget
-        best = max(segments, key=lambda s: s.score)
-        best.selected = True
+    if order is not None:
+        take_in_order(segments, order, capacity)
+    else:
+        values = [s.score * s.num_frames for s in segments]
+        for i in knapsack(values, [s.num_frames for s in segments], capacity):
+            segments[i].selected = True
+        # ties (equal scores) by length, then by the content score; never by position alone
+        order = sorted(range(len(segments)), key=lambda i: (-segments[i].score, segments[i].num_frames))
+    return fill_budget(segments, capacity, order, fps, slack=int(0.025 * num_frames))
 
 
 def merged_spans(segments: list[Segment]) -> list[tuple[int, int]]:
@@ -268,16 +293,12 @@ def summarize_video(
         embedder = None
     features = sample_frame_features(video, fps=config.fps, kind=config.features, embedder=embedder,
                                      progress=(lambda t: progress("features", t)) if progress else None)
-    segments = split_into_segments(shots.scenes, fps, config.max_segment_s)
-    scores = frame_importance(features, config, trained)
-    score_segments(segments, features, scores)
-    select_segments(segments, info.num_frames, config.ratio)
-    result = SummaryResult(str(video), info, segments, features, scores, len(shots.scenes), config)
+    result = plan_summary(str(video), info, shots.scenes, features, config, trained)
     result.files.update(write_summary_outputs(result, out))
     if config.video and result.selected:
         if progress:
             progress("summary video", 0.0)
-        result.files["summary.mp4"] = write_summary_video(video, merged_spans(segments), out / "summary.mp4", info,
+        result.files["summary.mp4"] = write_summary_video(video, merged_spans(result.segments), out / "summary.mp4", info,
                                                           audio=config.audio)
     if config.keyframes and result.selected:
         from vidlens.tasks.keyframes import KeyframeConfig, choose_keyframes, save_keyframes
@@ -286,6 +307,35 @@ def summarize_video(
         chosen = choose_keyframes(features, result.selected, kf_config)
         result.files.update(save_keyframes(video, chosen, out, kf_config,
                                            title=f"{Path(video).name}: summary keyframes"))
+    return result
+
+
+def plan_summary(video: str, info: VideoInfo, shots: list[Any], features: FrameFeatures, config: SummaryConfig,
+                 trained: tuple[Any, dict[str, Any]] | None = None) -> SummaryResult:
+    """Segments, scores and selection from already detected `shots` and sampled `features` (writes nothing)."""
+    from vidlens.tasks.frame_features import centred_unit_rows
+    from vidlens.tasks.summarize.selection import diverse_ranking, ratio_check, segment_members, segment_seconds
+
+    fps = info.fps if info.fps > 0 else 25.0
+    longest = segment_seconds(info.num_frames / fps, config.ratio, config.max_segment_s)
+    segments = split_into_segments(shots, fps, longest)
+    order = None
+    if config.method == "diverse":
+        members = segment_members(segments, features.frames)
+        order, gains = diverse_ranking(centred_unit_rows(features.features), members) if len(features) else ([], None)
+        flash = [i for i in order if segments[i].num_frames < 0.3 * fps]  # a stray frame or two: last resort
+        order = [i for i in order if i not in flash] + flash
+        scores = np.zeros(len(features), np.float32)
+        for seg, gain, inside in zip(segments, gains if gains is not None else [], members):
+            seg.score = float(gain)
+            scores[inside] = np.maximum(scores[inside], gain)
+    else:
+        scores = frame_importance(features, config, trained, shots)
+        score_segments(segments, features, scores)
+    segments = select_segments(segments, info.num_frames, config.ratio, fps=fps, order=order)
+    result = SummaryResult(video, info, segments, features, scores, len(shots), config)
+    widest = max((s.num_frames for s in segments), default=0)
+    result.ratio_honoured, result.ratio_note = ratio_check(result.summary_frames, info.num_frames, config.ratio, widest)
     return result
 
 
@@ -302,6 +352,8 @@ def write_summary_outputs(result: SummaryResult, out: Path) -> dict[str, Path]:
         "num_shots": result.num_shots,
         "ratio_requested": result.config.ratio,
         "ratio_achieved": round(chosen / max(result.info.num_frames, 1), 4),
+        "ratio_honoured": result.ratio_honoured,
+        "ratio_note": result.ratio_note,
         "summary_s": round(chosen / (result.info.fps or 25.0), 3),
         "selected": [s.to_dict() for s in result.selected],
         "segments": [s.to_dict() for s in result.segments],
