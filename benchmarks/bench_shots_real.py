@@ -162,13 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     common.print_table("real transitions, EVAL split", headers, rows)
 
     notes = common.Notes()
-    vl, best = tallies[VIDLENS], max(tallies, key=lambda d: tallies[d].pooled()[2])
+    vl, best = tallies[VIDLENS], max(PYSD, key=lambda d: tallies[d].pooled()[2])
     n_tr = sum(vl.n.values())
     notes.add(f"EVAL split: {len(tset.videos)} videos joined by the ffmpeg CLI (xfade / concat, 640x360, 25 fps, H.264 crf 16) "
               f"from {', '.join(tset.sources)} ({len(tset.groups)} source videos, none in the TRAIN split), "
               f"{n_tr} transitions ({', '.join(f'{vl.n[k]} {k}' for k in KINDS)}), gradual ones 0.3-2 s; plus "
               f"{len(tset.negatives)} hard-negative single shots ({vl.neg_frames / 25:.1f} s: pedestrians close to the camera, "
-              f"cars passing close, a fast pan); {frames} frames, {frames / 25:.1f} s in all; seed {args.seed}. "
+              f"cars passing close, a fast pan, old-film flicker); {frames} frames, {frames / 25:.1f} s in all; seed {args.seed}. "
               "Ground truth: how the pieces were joined (`vidlens.data.transitions`), not annotation.")
     notes.add("Matching: `vidlens.tasks.shots.match_boundaries` (cut +-1 frame, gradual: a detection in [first-2, last+2], one "
               f"per transition). Per-kind F1 charges a false boundary within {NEAR} frames of a transition to its kind; "
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
               "640x360 only in this section.")
     weak = [k for k in KINDS if vl.n[k] and vl.tp[k] / vl.n[k] < 0.9]
     notes.add(f"Where vidlens loses: recall below 0.9 on {', '.join(f'{k} ({vl.tp[k]}/{vl.n[k]})' for k in weak) or 'no kind'}; "
-              f"pooled F1 {vl.pooled()[2]:.3f} vs the best here, {best}, {tallies[best].pooled()[2]:.3f}. "
+              f"pooled F1 {vl.pooled()[2]:.3f} vs PySceneDetect's best here, {best}, {tallies[best].pooled()[2]:.3f}. "
               "Issue 13's targets: dissolve recall >= 0.9, F1 >= 0.95 pooled, <= 0.2 false boundaries per minute without transitions.")
     notes.add(f"Run time {time.perf_counter() - t_start:.0f} s" + (" (--quick: not the published figures)" if args.quick else ""))
     common.publish_table_section(args.results, SECTION, argv, __file__,

@@ -43,7 +43,7 @@ from vidlens.data.synthetic.shots import Scene, ShotGroundTruth, Transition
 from vidlens.errors import DatasetError
 
 FPS = 25
-VERSION = 1  # bump when the way sets are made changes, so cached sets are rebuilt
+VERSION = 2  # bump when the way sets are made changes, so cached sets are rebuilt
 KINDS = ("cut", "dissolve", "fade_black", "fade_white", "wipe")
 KIND_WEIGHTS = (0.25, 0.25, 0.17, 0.13, 0.20)
 XFADE = {"dissolve": ("fade",), "fade_black": ("fadeblack",), "fade_white": ("fadewhite",),
@@ -76,7 +76,9 @@ KNOWN_CUTS = {"bikes.mp4": (30, 76, 137, 187, 242)}
 NEGATIVES: dict[str, tuple[tuple[str, int, int, str], ...]] = {
     "eval": (("vtest.avi", 250, 750, "pedestrians walking close to a fixed camera, 20 s"),
              ("bikes.mp4", 78, 136, "cars passing close to the camera, fast motion"),
-             ("bikes.mp4", 139, 186, "fast pan along railings")),
+             ("bikes.mp4", 139, 186, "fast pan along railings"),
+             ("chaplin.mp4", 0, 241, "old film: flicker, grain, a man walking up close"),
+             ("normal5.avi", 0, 325, "fixed street camera, pedestrians crossing")),
     "train": (("Megamind.avi", 0, 60, "animated character, camera motion"),),
 }
 CUT_DIFF = 30.0  # mean absolute grey difference (0..255) a frame change must exceed to count as a likely cut
