@@ -66,15 +66,28 @@ def test_cut_and_dissolve_ground_truth_is_exact(norm, tmp_path):
     assert e_blend < 0.5 * min(_err(out[o + j], first), _err(out[o + j], second))
 
 
-def test_fade_through_black_reaches_black(norm, tmp_path):
-    segments = [("guangfan.avi", 0, 40), ("carphone_pristine.mp4", 0, 40)]
-    transitions, _, length = tr.join_segments(norm, segments, [("fade_black", "fadeblack", 10)], tmp_path / "f.mp4")
+@pytest.mark.parametrize("kind,xname", [("fade_black", "fadeblack"), ("fade_white", "fadewhite"), ("wipe", "wipeleft")])
+def test_gradual_kinds_start_and_end_where_the_truth_says(norm, tmp_path, kind, xname):
+    segments = [("guangfan.avi", 0, 40), ("bikes.mp4", 140, 40)]
+    transitions, placed, length = tr.join_segments(norm, segments, [(kind, xname, 10)], tmp_path / "g.mp4")
     (t,) = transitions
-    out = read_clip(tmp_path / "f.mp4", list(range(length)))
-    means = out.reshape(len(out), -1).mean(axis=1)
-    assert (t.start_frame, t.end_frame) == (31, 40)
-    assert means[t.start_frame + 4] < 0.25 * min(means[t.start_frame - 1], means[t.end_frame])
-    assert means[:t.start_frame - 1].min() > 20 and length == 70
+    assert (t.type, t.start_frame, t.end_frame, length) == (kind, 31, 40, 70)
+    out = read_clip(tmp_path / "g.mp4", list(range(length))).astype(np.float32)
+    a, b = placed
+    src_a = read_clip(norm[a.source], [a.src_start + 29, a.src_start + 30, a.src_start + 35])
+    src_b = read_clip(norm[b.source], [b.src_start + 5, b.src_start + 10])
+    assert _err(out[29], src_a[0]) < 6 and _err(out[30], src_a[1]) < 6  # pure A up to start_frame - 1
+    assert _err(out[40], src_b[1]) < 6  # end_frame: the first pure B frame
+    mid = out[35]
+    assert _err(mid, src_a[2]) > 10 and _err(mid, src_b[0]) > 10  # inside: neither source alone
+    if kind == "fade_black":
+        assert mid.mean() < 0.3 * out[29].mean()
+    elif kind == "fade_white":
+        assert mid.mean() > 180
+    else:  # a wipe: some columns still show A, others already B
+        col_a = np.abs(mid - src_a[2]).mean(axis=(0, 2))
+        col_b = np.abs(mid - src_b[0]).mean(axis=(0, 2))
+        assert (col_a < 6).mean() > 0.2 and (col_b < 6).mean() > 0.2
 
 
 def test_train_and_eval_share_no_source():
