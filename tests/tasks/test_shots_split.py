@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,61 @@ def test_cli_split(tmp_path, capsys):
         main(["--quiet", "shots", str(video), "--out", str(tmp_path / "out2"), "--split", str(tmp_path / "s2"),
               "--split-mode", "fast"])
     assert exc.value.code == 2 and not (tmp_path / "s2").exists()
+
+
+def _ffmpeg_encode(tmp_path, name: str, args: list[str]):
+    import subprocess
+
+    from vidlens.testing.real import ffmpeg_available
+
+    if not ffmpeg_available():
+        pytest.skip("the ffmpeg CLI is not installed (make test installs it)")
+    video = tmp_path / name
+    source = str(sample_media("bigbuckbunny.mp4"))  # real, 720p with sound: scaled down to keep the test short
+    subprocess.run(["ffmpeg", "-v", "error", "-i", source, "-vf", "scale=320:-2", *args, str(video)], check=True)
+    return video
+
+
+@pytest.mark.parametrize("name,args", [
+    ("closed.mp4", ["-c:v", "libx264", "-g", "25", "-bf", "3", "-c:a", "aac"]),  # B-frames, closed GOPs
+    ("vp8.webm", ["-c:v", "libvpx", "-g", "25", "-c:a", "libvorbis"]),
+])
+def test_split_by_copy_on_keyframes_of_reencoded_real_footage(tmp_path, name, args):
+    """Real footage re-encoded by the ffmpeg CLI with a keyframe every 25 frames; scenes cut on keyframes copy exactly."""
+    video = _ffmpeg_encode(tmp_path, name, args)
+    assert [int(k) for k in frame_index(video).keyframes[:4]] == [0, 25, 50, 75]
+    edges = [0, 25, 75, probe(video).num_frames]
+    scenes = [SceneSpan(a, b, a / 24, b / 24) for a, b in zip(edges, edges[1:])]
+    done = split_scenes(video, scenes, tmp_path / "out")
+    assert done.mode == "copy", done.reason
+    _first_and_last_frames_match(video, scenes, done.files, tolerance=0.0)
+    for scene, f in zip(scenes, done.files):
+        seconds = (scene.end_frame - scene.start_frame) / probe(video).fps
+        assert read_audio(f, 16000).shape[1] / 16000 == pytest.approx(seconds, abs=0.1)  # the sound came along
+
+
+def test_open_gop_keyframes_are_reencoded(tmp_path):
+    """With open GOPs the frames just before a keyframe are decoded from it: a copy cut there ends with
+    broken frames (shown here by copying anyway), so auto re-encodes instead, exactly."""
+    from vidlens.tasks.shots.split import _split_copy, leading_frames
+
+    video = _ffmpeg_encode(tmp_path, "open.mkv", ["-c:v", "libx264", "-g", "25", "-bf", "3",
+                                                   "-x264-params", "open-gop=1", "-c:a", "aac"])
+    keys = [int(k) for k in frame_index(video).keyframes if k > 0]
+    open_keys = leading_frames(video, keys)
+    assert open_keys, "x264 wrote no open GOP"
+    n = probe(video).num_frames
+    scenes = [SceneSpan(0, open_keys[0], 0, 0), SceneSpan(open_keys[0], n, 0, 0)]
+    (tmp_path / "forced").mkdir()
+    forced = [tmp_path / "forced" / "a.mkv", tmp_path / "forced" / "b.mkv"]
+    _split_copy(str(video), scenes, forced, True, None)
+    last = scenes[0].end_frame - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the decoder may complain about the missing reference
+        copied = read_clip(forced[0], [last]).astype(np.int16)[0]
+    truth = read_clip(video, [last]).astype(np.int16)[0]
+    assert np.abs(copied - truth).mean() > 3  # the copied file lost that frame's reference
+    done = split_scenes(video, scenes, tmp_path / "out")
+    assert done.mode == "encode" and "open GOP" in done.reason
+    _first_and_last_frames_match(video, scenes, done.files, tolerance=6.0)
+

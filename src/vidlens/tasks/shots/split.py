@@ -4,8 +4,9 @@
 in scene order) and returns what it wrote. Two ways:
 
 - **copy**: packets are copied without decoding (fast, lossless). Only exact when every scene starts
-  on a keyframe of a file whose frames the index knows by timestamp (`FrameIndex.order == "pts"`):
-  a scene starting elsewhere would begin with frames that cannot be decoded. The file keeps its
+  on a keyframe of a file whose frames the index knows by timestamp (`FrameIndex.order == "pts"`)
+  and no frame before a scene start is decoded from that start's keyframe (open GOP): otherwise a
+  file would begin or end with frames that cannot be decoded. The file keeps its
   container (extension) and codecs; audio packets whose time falls inside the scene go with it.
 - **encode**: frames are decoded frame-exactly (`vidlens.io.iter_frames`) and re-encoded with
   `vidlens.io.VideoWriter` (H.264 in .mp4 by default), keeping each frame's timestamp (VFR stays
@@ -61,17 +62,48 @@ def choose_split_mode(video: str | os.PathLike[str], scenes: Sequence[Span], mod
     if mode == "encode":
         return "encode", "re-encode asked for"
     index = frame_index(video)
+    problem = ""
     if index.order != "pts":
         problem = f"the file's frames are indexed by {index.order} order, so packets cannot be cut exactly"
     else:
         off = [s.start_frame for s in scenes if not index.is_keyframe(s.start_frame)]
-        problem = (f"{len(off)} of {len(scenes)} scenes do not start on a keyframe (first at frame {off[0]})"
-                   if off else "")
+        if off:
+            problem = f"{len(off)} of {len(scenes)} scenes do not start on a keyframe (first at frame {off[0]})"
+        else:
+            open_gop = leading_frames(video, [s.start_frame for s in scenes])
+            if open_gop:
+                problem = (f"open GOP: frames just before {len(open_gop)} scene start(s) (first at frame {open_gop[0]}) "
+                           "are decoded from that start's keyframe")
     if not problem:
         return "copy", "every scene starts on a keyframe"
     if mode == "copy":
         raise ConfigError(video, f"cannot split by stream copy: {problem}; use --split-mode encode or auto")
     return "encode", problem
+
+
+def leading_frames(video: str | os.PathLike[str], starts: Sequence[int]) -> list[int]:
+    """Scene starts (keyframes) followed, in decode order, by packets of earlier frames (open GOP).
+
+    Those earlier frames belong to the scene before but reference the start's keyframe, so a copy
+    cut there would leave them undecodable. One demuxing pass over the video packets, no decoding.
+    """
+    from vidlens.io import frame_index
+    from vidlens.io._open import open_input
+
+    index = frame_index(video)
+    wanted = {int(f) for f in starts if f > 0}
+    found: set[int] = set()
+    current = None
+    with open_input(video) as src:
+        for packet in src.demux(src.streams.video[0]):
+            n = index.number_of(packet.pts)
+            if n is None:
+                continue
+            if n in wanted and packet.is_keyframe:
+                current = n
+            elif current is not None and n < current:
+                found.add(current)
+    return sorted(found)
 
 
 def split_scenes(
