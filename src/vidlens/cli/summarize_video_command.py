@@ -17,7 +17,7 @@ def summarize_video_command(
     model: str = typer.Option(None, "--model", help="A DSN checkpoint from `vidlens summarize train --videos` (sets --method model)."),
     fps: float = typer.Option(2.0, "--fps", help="Frames scored per second."),
     features: str = typer.Option("mobilenet_v2", "--features", help="Frame embeddings: mobilenet_v2 (ImageNet) or hsv."),
-    max_segment_s: float = typer.Option(4.0, "--max-segment-s", help="Shots longer than this are split into sub-shots."),
+    max_segment_s: float = typer.Option(4.0, "--max-segment-s", help="Longest sub-shot (shorter when the budget needs it to hold several)."),
     epochs: int = typer.Option(100, "--epochs", help="DSN training epochs on this video (method dsn)."),
     seed: int = typer.Option(0, "--seed"),
     audio: bool = typer.Option(True, "--audio/--no-audio", help="Keep the audio in summary.mp4."),

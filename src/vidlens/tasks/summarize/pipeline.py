@@ -2,15 +2,17 @@
 
 The steps follow the SumMe/TVSum practice (Zhang et al. 2016; Zhou et al. 2018), on a raw file:
 
-1. shots from `vidlens.tasks.shots.detect_shots`; a shot longer than `max_segment_s` is cut into
-   equal sub-shots (the benchmarks' KTS change points play this role), so a long shot can be
-   partly kept;
+1. shots from `vidlens.tasks.shots.detect_shots`; a shot longer than the sub-shot length
+   (`max_segment_s`, shortened so the budget holds several: `selection.segment_seconds`) is cut into
+   equal sub-shots (the benchmarks' KTS change points play this role), so a long shot can be partly kept;
 2. frames sampled at `fps` (2 by default, the benchmarks' every-15th-frame) are embedded
-   (`vidlens.tasks.frame_features`) and scored: `dsn` trains a DSN policy on this video alone
-   (unsupervised REINFORCE, no corpus), `model` uses a DSN trained by `vidlens summarize train`,
-   `kmeans` and `uniform` are the classic baselines;
-3. a segment's score is the mean of its frames' scores; a 0/1 knapsack picks segments whose total
-   length fits `ratio` of the video, maximising total score x length (the protocol's rule);
+   (`vidlens.tasks.frame_features`) and scored: `diverse` (default) ranks segments by greedy facility
+   location (`selection.diverse_ranking`: content coverage, position-free), `dsn` trains a DSN policy on
+   this video alone (unsupervised REINFORCE, no corpus; its LSTM restarts at every shot), `model` uses a
+   DSN trained by `vidlens summarize train`, `kmeans` and `uniform` are the classic baselines;
+3. `diverse` keeps segments in its order while they fit `ratio` of the video; the others score a segment
+   by the mean of its frames' scores and a 0/1 knapsack maximises total score x length (the protocol's
+   rule); then the best unchosen segment is cut to the leftover budget (`selection.fill_budget`);
 4. the chosen segments are cut, frame-exact and with their audio, into `summary.mp4`.
 """
 
