@@ -195,6 +195,9 @@ def _split_copy(video: str, scenes: Sequence[Span], paths: list[Path], audio: bo
                             continue  # audio before the scene's first video packet
                         _shift(packet, round(v_offset * vtb / packet.time_base), aout)
                         dst.mux(packet)
+            if written != scene.end_frame - scene.start_frame:  # never a file silently short of frames
+                raise VideoDecodeError(video, f"stream copy of scene {i + 1} found {written} of "
+                                              f"{scene.end_frame - scene.start_frame} frames; use --split-mode encode")
             counts.append(written)
             if progress:
                 progress(i + 1)
