@@ -61,7 +61,7 @@ def _per_source(values_by_frame, frames, order):
 
 
 def test_default_summary_covers_every_source_and_importance_follows_the_shots(films, tmp_path):
-    per_film = {}
+    per_film: dict[str, dict] = {}
     for key, (path, order) in films.items():
         result = summarize_video(path, tmp_path / key, SummaryConfig(ratio=0.15, video=False, keyframes=False))
         assert result.config.method == "diverse" and result.ratio_honoured
@@ -72,10 +72,13 @@ def test_default_summary_covers_every_source_and_importance_follows_the_shots(fi
         share = _per_source(kept.astype(float), frames, order)
         assert all(v * SECONDS >= 0.4 for v in share.values()), share  # every source: >= 0.4 s of 4 s kept
         assert abs(kept.mean() - 0.15) <= 0.05
-        per_film[key] = _per_source(result.scores, result.features.frames, order)
-    names = films["a"][1]
-    a, b = (np.array([per_film[k][n] for n in names]) for k in ("a", "b"))
-    assert np.abs(a - b).max() < 0.2, (a, b)  # each source keeps its importance wherever it is in the film
+        span = int(SECONDS * FPS)  # each source's importance values, sorted: which of two views of the same
+        frames = result.features.frames  # static scene ranks first is a tie, so compare the sets, not frame by frame
+        per_film[key] = {name: np.sort(result.scores[(frames >= i * span) & (frames < (i + 1) * span)])
+                         for i, name in enumerate(order)}
+    for name in films["a"][1]:
+        a, b = per_film["a"][name], per_film["b"][name]
+        assert len(a) == len(b) and np.abs(a - b).mean() < 0.1, (name, a, b)
 
 
 def test_dsn_importance_of_a_shot_moves_with_the_shot(films):
@@ -112,3 +115,17 @@ def test_uniform_summary_of_megamind_keeps_the_ratio(tmp_path, capsys):
     out = capsys.readouterr().out
     kept = float(out.split("segments")[1].split(",")[1].split("s of")[0])
     assert abs(kept / 11.26 - 0.15) <= 0.05, out
+
+
+def test_budget_fill_and_ratio_check():
+    from vidlens.tasks.summarize.pipeline import Segment
+    from vidlens.tasks.summarize.selection import fill_budget, ratio_check
+
+    segments = [Segment(0, 60, 0, 2.4, 0, score=0.9), Segment(60, 100, 2.4, 4, 1, score=0.5)]
+    out = fill_budget(segments, capacity=30, order=[0, 1], fps=25, slack=2)  # every segment is longer than the budget
+    assert [(s.start_frame, s.end_frame, s.selected) for s in out] == [(0, 15, False), (15, 45, True), (45, 60, False),
+                                                                        (60, 100, False)]
+    assert fill_budget(out, capacity=31, order=[1], fps=25, slack=2) is out  # 1 frame short: within the slack
+    assert ratio_check(30, 100, 0.3, 40) == (True, None)
+    honoured, note = ratio_check(0, 1000, 0.3, 40)
+    assert not honoured and "300" in note
