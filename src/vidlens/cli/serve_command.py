@@ -13,7 +13,7 @@ from vidlens.serve.config import API_KEY_ENV
 
 def serve_command(
     checkpoint: Optional[list[Path]] = typer.Option(None, "--checkpoint", help="Classifier checkpoint (.pt or .onnx); repeat for an ensemble. Enables /v1/classify."),
-    summarizer: Optional[Path] = typer.Option(None, help="Summarizer from `vidlens summarize train --videos` (default: DSN per video)."),
+    summarizer: Optional[Path] = typer.Option(None, help="Summarizer from `vidlens summarize train --videos` (default: the content-diverse selection)."),
     expression_model: Optional[Path] = typer.Option(None, help="Fine-tuned face expression checkpoint (default: FER2013 weights)."),
     voice_model: Optional[Path] = typer.Option(None, help="Voice emotion checkpoint (`vidlens emotion train-voice`)."),
     summarize: bool = typer.Option(True, "--summarize/--no-summarize", help="Offer /v1/summarize."),

@@ -150,7 +150,7 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
     @app.post("/v1/summarize", status_code=202, dependencies=[key_header], tags=["jobs"])
     def summarize(file: Upload,
                   ratio: Annotated[float, Form(gt=0, lt=1, description="summary length / video length")] = 0.15,
-                  method: Annotated[Literal["dsn", "kmeans", "uniform", "model"] | None, Form()] = None) -> JSONResponse:
+                  method: Annotated[Literal["diverse", "dsn", "kmeans", "uniform", "model"] | None, Form()] = None) -> JSONResponse:
         """A summary: kept segments, summary.mp4, importance curve and keyframes."""
         return accept("summarize", file, {"ratio": ratio, **({"method": method} if method else {})})
 

@@ -30,7 +30,7 @@ class ServeConfig:
     """
 
     checkpoints: list[str] = field(default_factory=list)  # classifiers; several form an ensemble
-    summarizer: str | None = None  # a summarizer trained with `vidlens summarize train --videos` (default: DSN per video)
+    summarizer: str | None = None  # a summarizer trained with `vidlens summarize train --videos` (default: the content-diverse selection)
     expression_model: str | None = None  # fine-tuned face expression checkpoint (default: FER2013 weights)
     voice_model: str | None = None  # voice emotion checkpoint (default: faces only)
     summarize: bool = True  # offer /v1/summarize (MobileNetV2 features; needs its weights installed)

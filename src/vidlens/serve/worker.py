@@ -160,9 +160,9 @@ def _summarize(models: LoadedModels, config: ServeConfig, video: Path, out: Path
                progress: Any, facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
     from vidlens.tasks.summarize.pipeline import SummaryConfig, summarize_video
 
-    method = options.get("method", "model" if models.summarizer else "dsn")
+    method = options.get("method", "model" if models.summarizer else "diverse")
     if method == "model" and models.summarizer is None:
-        raise ConfigError(None, "this server has no trained summarizer (start it with --summarizer); use dsn, kmeans or uniform")
+        raise ConfigError(None, "this server has no trained summarizer (start it with --summarizer); use diverse, dsn, kmeans or uniform")
     summary_config = SummaryConfig(ratio=options.get("ratio", 0.15), method=method,
                                    model=config.summarizer if method == "model" else None)
     summary = summarize_video(video, out, summary_config, progress=progress, embedder=models.embedder,
