@@ -272,3 +272,20 @@ def test_export_that_fails_after_writing_model_onnx_leaves_nothing(tmp_path, che
                      "--threads", "1")
     assert result.returncode == 2 and "could be read" in result.stderr, result.stderr
     assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_probe_of_an_avi_with_repeat_entries_is_intact(run_cli):
+    """Regression (issue 12): `vidlens probe tree.avi` said 'truncated?'; 376 of its 444 entries repeat a frame."""
+    from vidlens.testing.real import opencv_sample
+
+    try:
+        tree = opencv_sample("tree.avi")
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    result = run_cli("probe", "--json", tree)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["complete"] and info["num_frames"] == 68 and round(info["nominal_fps"]) == 15
+    assert not any("truncated" in w for w in info["warnings"])
+    table = run_cli("probe", tree)
+    assert "clock 15" in table.stdout and "repeat the previous frame" in table.stderr + table.stdout

@@ -44,6 +44,8 @@ def probe_command(
     table = Table("file", "duration s", "fps", "frames", "size", "rot", "codec", "audio")
     for info in infos:
         fps = f"{info.fps:.3f}" + (" (vfr)" if info.is_vfr else "")
+        if info.nominal_fps and abs(info.nominal_fps - info.fps) > 0.05 * info.fps:
+            fps += f", clock {info.nominal_fps:.3g}"  # frames held (AVI repeat entries) or dropped
         audio = f"{info.audio_codec} {info.audio_sample_rate} Hz" if info.has_audio else "-"
         table.add_row(
             Path(info.path).name, f"{info.duration_s:.3f}", fps, str(info.num_frames),
