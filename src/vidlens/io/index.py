@@ -24,8 +24,9 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 
 import av
@@ -80,9 +81,9 @@ class FrameIndex:
     def num_frames(self) -> int:
         return int(self.pts.size)
 
-    @property
+    @cached_property
     def times(self) -> np.ndarray:
-        """Seconds from the first frame, float64, one per frame."""
+        """Seconds from the first frame, float64, one per frame (computed once: readers look it up per frame)."""
         return (self.display_ts - self.display_ts[0]).astype(np.float64) * float(self.time_base)
 
     def frame_durations(self) -> np.ndarray:
@@ -127,12 +128,14 @@ class FrameIndex:
         return int(np.clip(pos, 0, self.num_frames - 1))
 
 
+def _format_names(container: av.container.InputContainer) -> set[str]:
+    """The demuxer's names (FFmpeg gives several for one demuxer, e.g. "mov,mp4,m4a,...")."""
+    return set((container.format.name or "").split(","))
+
+
 def needs_decode_order(container: av.container.InputContainer, stream) -> bool:
     """True when packet timestamps cannot give display order: no-pts containers whose codec reorders."""
-    names = set((container.format.name or "").split(","))
-    if not names & _NO_PTS_FORMATS:
-        return False
-    return bool(stream.codec_context.has_b_frames)
+    return bool(_format_names(container) & _NO_PTS_FORMATS) and bool(stream.codec_context.has_b_frames)
 
 
 @dataclass
@@ -287,13 +290,13 @@ def scan_index(container: av.container.InputContainer, path: str) -> FrameIndex:
     scan = _scan_packets(container, stream)
     if not scan.pts:
         raise VideoDecodeError(path, scan.problem or "video stream has no frames")
-    no_pts = bool(set((container.format.name or "").split(",")) & _NO_PTS_FORMATS)
+    formats = _format_names(container)
+    no_pts = bool(formats & _NO_PTS_FORMATS)
     # Reordering shows in the codec's header (has_b_frames) or, when a header says nothing, in
     # parser-made timestamps that run backwards.
     if needs_decode_order(container, stream) or (not scan.monotonic and (no_pts or scan.timestamps_missing)):
         index = _index_from_decoding(container, stream, scan, time_base, path)
     else:
-        formats = set((container.format.name or "").split(","))
         index = _index_from_packets(scan, time_base, seek_by_dts=bool(formats & _SEEK_BY_DTS_FORMATS),
                                     seek_early=bool(formats & _SEEK_EARLY_FORMATS))
     claimed = stream.frames or 0
@@ -303,16 +306,9 @@ def scan_index(container: av.container.InputContainer, path: str) -> FrameIndex:
         rate = stream.average_rate or stream.guessed_rate
         frame_ticks = (1 / (Fraction(rate) * time_base)) if rate else 0
         if not frame_ticks or scan.max_end < claimed * frame_ticks * 0.98:
-            index = _with_problem(index, f"header claims {claimed} frames but only {index.num_frames} are present (truncated?)")
+            index = replace(index, complete=False,
+                            problem=f"header claims {claimed} frames but only {index.num_frames} are present (truncated?)")
     return index
-
-
-def _with_problem(index: FrameIndex, problem: str) -> FrameIndex:
-    return FrameIndex(
-        pts=index.pts, keyframes=index.keyframes, keyframe_seek=index.keyframe_seek, time_base=index.time_base,
-        display_ts=index.display_ts, order=index.order, last_duration=index.last_duration, complete=False,
-        problem=problem,
-    )
 
 
 _SAVED_VERSION = 1

@@ -284,9 +284,9 @@ def iter_frames(
                 # Packets were lost: counting frames no longer gives their index; the packet index does.
                 index = frame_index(path)
             if index is not None and index.order != SEQUENTIAL:
-                found = index.number_of(fpts)
-                if found is None and index.order == "pts" and fpts is not None:
-                    found = index.frame_at_or_before(int(fpts))
+                # pts-ordered files: the frame on screen at this pts (exact when the pts is indexed).
+                found = index.frame_at_or_before(int(fpts)) if index.order == "pts" and fpts is not None \
+                    else index.number_of(fpts)
                 if found is None:
                     if start:
                         continue  # a frame decoded only because of the seek, not in the file's own order
