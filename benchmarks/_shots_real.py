@@ -45,11 +45,16 @@ TARGETS = dict(dissolve_recall=0.9, fp_per_5min=1.0, pooled_f1=0.95, speed_ratio
 
 def run_vidlens(path: Path, method: str | None = None, model: str | None = None) -> list[int]:
     """vidlens' boundary frames; `method` None: the default one."""
+    return [f for f, _ in run_vidlens_kinds(path, method, model)]
+
+
+def run_vidlens_kinds(path: Path, method: str | None = None, model: str | None = None) -> list[tuple[int, str]]:
+    """vidlens' boundaries as (frame, kind: cut / dissolve / fade / wipe)."""
     from vidlens.tasks.shots import ShotConfig, detect_shots
 
     config = ShotConfig(model=model) if method is None else ShotConfig(method=method, model=model)
     result = detect_shots(str(path), config, progress=None)
-    return [int(b.frame) for b in result.boundaries]
+    return [(int(b.frame), b.kind) for b in result.boundaries]
 
 
 def run_pysd(path: Path, detector: str) -> list[int]:
@@ -71,12 +76,17 @@ class Tally:
     fp_near: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     fp_shot: int = 0  # false boundaries inside shots of the joined videos
     fp_neg: int = 0  # false boundaries on the hard-negative videos
+    kind_ok: int = 0  # found transitions whose detection was given the right kind (vidlens only)
+    kind_n: int = 0
     shot_s: float = 0.0  # seconds of the joined videos outside transitions
     neg_s: float = 0.0  # seconds of hard-negative video
     errors: list[str] = field(default_factory=list)
 
-    def add(self, found: list[int], truth: ShotGroundTruth, name: str = "") -> None:
+    def add(self, found: list[int], truth: ShotGroundTruth, name: str = "", kinds: list[str] | None = None) -> None:
+        """Count `found` (boundary frames) against `truth`; `kinds`: the kind given to each of `found`, if any."""
         scores = match_boundaries(found, truth)
+        if kinds is not None:
+            self.add_kinds(found, kinds, truth, scores.fn_frames)
         for kind, entry in scores.per_kind.items():
             self.tp[kind] += entry["tp"]
             self.n[kind] += entry["tp"] + entry["fn"]
@@ -100,6 +110,17 @@ class Tally:
             else:
                 self.fp_shot += 1
                 self.errors.append(f"{name}: false boundary at {f} (inside a shot)")
+
+    def add_kinds(self, found: list[int], kinds: list[str], truth: ShotGroundTruth, missed: list[int]) -> None:
+        """For each found transition, the detection nearest its middle within the matcher's window: right kind?"""
+        for t in truth.transitions:
+            mid = t.start_frame + (t.end_frame - t.start_frame) // 2
+            lo, hi = (t.start_frame - 1, t.start_frame + 1) if t.type == "cut" else (t.start_frame - 2, t.end_frame + 1)
+            near = [(abs(f - mid), k) for f, k in zip(found, kinds) if lo <= f <= hi]
+            if mid in missed or not near:
+                continue
+            self.kind_n += 1
+            self.kind_ok += min(near)[1] == ("fade" if t.type.startswith("fade") else t.type)
 
     @staticmethod
     def prf(tp: int, n: int, fp: int) -> tuple[float, float, float]:
@@ -164,8 +185,11 @@ def evaluate(files: list[Path], truths: dict[Path, ShotGroundTruth], model: str 
     tallies = {d: Tally() for d in DETECTORS}
     for f in files:
         for d in DETECTORS:
-            found = run_vidlens(f, VL[d], model) if d in VL else run_pysd(f, PYSD[d])
-            tallies[d].add(found, truths[f], f.stem)
+            if d in VL:
+                pairs = run_vidlens_kinds(f, VL[d], model)
+                tallies[d].add([p for p, _ in pairs], truths[f], f.stem, [k for _, k in pairs])
+            else:
+                tallies[d].add(run_pysd(f, PYSD[d]), truths[f], f.stem)
         log(f"  {f.name}: " + ", ".join(f"{d} F1 {tallies[d].pooled()[2]:.3f}" for d in DETECTORS[:3]) + " (so far)")
     return tallies
 
@@ -173,7 +197,7 @@ def evaluate(files: list[Path], truths: dict[Path, ShotGroundTruth], model: str 
 def table(tallies: dict[str, Tally], fps: dict[str, dict[str, float]]) -> tuple[list[str], list[list[str]]]:
     resolutions = list(fps)
     headers = ["detector", *[f"{k} F1 (found/n)" for k in KINDS], "pooled P / R / F1", "hard-neg FP / 5 min",
-               "in-shot FP / 5 min", *[f"process f/s {r}" for r in resolutions]]
+               "in-shot FP / 5 min", "kind right", *[f"process f/s {r}" for r in resolutions]]
     rows = []
     for d, t in tallies.items():
         p, r, f1 = t.pooled()
@@ -181,6 +205,7 @@ def table(tallies: dict[str, Tally], fps: dict[str, dict[str, float]]) -> tuple[
                      f"{p:.2f} / {r:.2f} / {f1:.3f}",
                      f"{t.neg_rate():.1f} ({t.fp_neg})" if t.neg_s else "-",
                      f"{t.shot_rate():.1f} ({t.fp_shot})" if t.shot_s else "-",
+                     f"{t.kind_ok / t.kind_n:.2f} ({t.kind_ok}/{t.kind_n})" if t.kind_n else "-",
                      *[common.fmt_rate(fps[res][d]) if d in fps[res] else "" for res in resolutions]])
     return headers, rows
 
@@ -230,10 +255,13 @@ def run(args, argv: list[str], script: str, log) -> None:
     t_acc = time.perf_counter() - t_acc
     frames = sum(t.num_frames for t in truths.values())
     wall: dict[str, dict[str, float]] = {}
+    short: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for label, tset in (("640x360", small), ("1280x720", large)):
             log(f"whole-process speed at {label} ...")
-            wall[label] = speed.timed_processes(tset.videos + tset.negatives, Path(tmp), speed.commands(args.model))
+            timed = tset.videos + tset.negatives
+            wall[label], short[label] = speed.timed_processes(timed, [truths[f].num_frames for f in files], Path(tmp),
+                                                              speed.commands(args.model))
     fps = {res: {d: frames / s for d, s in w.items()} for res, w in wall.items()}
     headers, rows = table(tallies, fps)
     common.print_table("shot detection, real transitions (EVAL split)", headers, rows)
@@ -251,7 +279,9 @@ def run(args, argv: list[str], script: str, log) -> None:
     notes.add("Matching: `vidlens.tasks.shots.match_boundaries` (cut +-1 frame, gradual: a detection in [first-2, last+2], "
               f"one per transition). Per-kind F1 charges a false boundary within {NEAR} frames of a transition to its kind; "
               "farther ones are counted per 5 minutes: `in-shot` on the joined videos (transition frames excluded), "
-              "`hard-neg` on the negative videos (count in brackets). Pooled P/R/F1 counts every false boundary.")
+              "`hard-neg` on the negative videos (count in brackets). Pooled P/R/F1 counts every false boundary. `kind "
+              "right` (vidlens only; PySceneDetect gives no kind): of the transitions found, those whose detection (the "
+              "one nearest the transition's middle, in its window) has the true kind (fade_black and fade_white: `fade`).")
     notes.add(f"vidlens: `detect_shots(path, ShotConfig(method=...))`, learned = the default (model {model}), classic = the "
               "hand-made rules, both = learned boundaries plus classic ones farther than `min_shot_s` from them. "
               f"PySD = PySceneDetect {common.library_versions(['scenedetect'])['scenedetect']} API at default settings, "
@@ -263,7 +293,9 @@ def run(args, argv: list[str], script: str, log) -> None:
               + "; ".join(f"{res} " + ", ".join(f"{d} {s:.1f}" for d, s in w.items()) for res, w in wall.items())
               + ". vidlens/PySD Content frames/s: "
               + "; ".join(f"{res} learned {q['vidlens learned']:.2f}, classic {q['vidlens classic']:.2f}"
-                          for res, q in ratio.items()) + ".")
+                          for res, q in ratio.items()) + ". On the shortest file ("
+              f"{min(t.num_frames for t in truths.values())} frames), mostly start-up: "
+              + "; ".join(f"{res} " + ", ".join(f"{d} {s:.2f} s" for d, s in w.items()) for res, w in short.items()) + ".")
     notes.add("Issue 13's targets, on vidlens learned (the default): " + "; ".join(target_lines(vl, fps)) + ".")
     notes.add(losses(tallies))
     shown = vl.errors[:14]

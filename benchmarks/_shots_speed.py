@@ -36,18 +36,24 @@ def describe(model: str | None) -> str:
             f"--no-plot --method classic`, PySD Content `scenedetect -i FILE detect-content`")
 
 
-def timed_processes(files: list[Path], out_dir: Path, cmds: dict[str, Command]) -> dict[str, float]:
-    """Summed wall seconds per tool over `files`, one subprocess per file and tool, the order rotated per file;
-    each tool first runs once untimed on the shortest file (its code and libraries read into the page cache)."""
+def timed_processes(files: list[Path], frames: list[int], out_dir: Path,
+                    cmds: dict[str, Command]) -> tuple[dict[str, float], dict[str, float]]:
+    """Summed wall seconds per tool over `files` (of `frames` frames each), one subprocess per file and tool, the
+    order rotated per file; each tool first runs once untimed on the shortest file (its code and libraries read
+    into the page cache). Also returns each tool's timed seconds on that file: mostly start-up (imports, model)."""
     names = list(cmds)
+    shortest = files[frames.index(min(frames))]
     for name in names:
-        run(name, cmds[name], min(files, key=lambda f: f.stat().st_size), out_dir)
-    total = dict.fromkeys(names, 0.0)
+        run(name, cmds[name], shortest, out_dir)
+    total, short = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0.0)
     for i, f in enumerate(files):
         shift = i % len(names)
         for name in names[shift:] + names[:shift]:
-            total[name] += run(name, cmds[name], f, out_dir)
-    return total
+            seconds = run(name, cmds[name], f, out_dir)
+            total[name] += seconds
+            if f == shortest:
+                short[name] = seconds
+    return total, short
 
 
 def run(name: str, cmd: Command, f: Path, out_dir: Path) -> float:
