@@ -215,7 +215,8 @@ def run(args, argv: list[str], script: str, log) -> None:
         report.best_pysd = max(PYSD, key=lambda n: (report.pooled_tally(n).f1, report.pooled_timed(n).fps))
     else:
         report.best_pysd = "PySD Content"
-        report.notes.add("Section `synthetic` not run (`--sections`): PySceneDetect on the long video is its Content detector.")
+        report.notes.add("Section `synthetic` not run (`--sections`): PySceneDetect on the long video is its Content "
+                         "detector.")
     if long_pair is not None:
         bench_long(report, long_pair[0], long_pair[1], not args.no_long_pyscenedetect, args.model, log)
     summarize(report)
