@@ -10,7 +10,7 @@ TEST_STAMP := $(VENV)/.stamp-test
 BENCH_STAMP := $(VENV)/.stamp-bench
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test bench setup clean
+.PHONY: demo test bench setup clean shot-model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,14 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_emotion.py
 	$(BIN)/python benchmarks/bench_infer.py
 	$(BIN)/python benchmarks/bench_serve.py
+
+# Retrain the packaged shot detector (src/vidlens/tasks/shots/models/) on the TRAIN split's real footage
+# (vidlens.data.transitions.training_videos(): none of it is an EVAL source). ~40 min on one CPU thread.
+SHOT_MODEL_OUT ?= src/vidlens/tasks/shots/models
+SHOT_MODEL_STEPS ?= 3000
+shot-model: $(TEST_STAMP)
+	$(BIN)/vidlens shots train $$($(BIN)/python -c "from vidlens.data.transitions import training_videos; print(' '.join(map(str, training_videos())))") \
+	  -o $(SHOT_MODEL_OUT) --steps $(SHOT_MODEL_STEPS) --seed 0
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

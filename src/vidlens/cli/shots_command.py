@@ -1,5 +1,6 @@
-"""`vidlens shots VIDEO`: shot boundary detection (cuts, fades, dissolves) -> scenes.json, .csv, scores.png;
-`--split DIR` also writes one video file per scene (`<stem>-Scene-001.mp4`, ...)."""
+"""`vidlens shots VIDEO`: shot boundary detection (cuts, dissolves, fades, wipes) -> scenes.json, .csv, scores.png;
+`--split DIR` also writes one video file per scene (`<stem>-Scene-001.mp4`, ...). `vidlens shots train` (in
+`shots_train_command`) trains the learned detector; the group sends any other first argument to `video`."""
 
 from __future__ import annotations
 
@@ -7,12 +8,24 @@ from pathlib import Path
 
 import typer
 
-from vidlens.cli.common import console, make_progress
+from vidlens.cli.common import VideoDefaultGroup, console, make_progress
+
+shots_app = typer.Typer(
+    cls=VideoDefaultGroup,
+    help="Shot boundary detection: `vidlens shots VIDEO -o DIR` writes the scene list; `vidlens shots train VIDEOS -o DIR` "
+         "trains the learned detector on transitions synthesised from your own footage.",
+    no_args_is_help=True,
+)
 
 
 def shots_command(
     video: Path = typer.Argument(..., help="Video file to split into shots."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for scenes.json, scenes.csv, scores.png."),
+    method: str = typer.Option("learned", "--method", help="learned (the packaged ShotNet, or --model), classic "
+                               "(hand-made rules: the options below), both (learned + classic boundaries it missed)."),
+    model: Path | None = typer.Option(None, "--model", help="A shotnet.onnx (or its folder) from `vidlens shots train`; "
+                                      "default: the model shipped in the package."),
+    learned_threshold: float = typer.Option(0.5, "--learned-threshold", help="learned: boundary probability to exceed."),
     threshold: float = typer.Option(3.0, "--threshold", help="Cut score / local level ratio a cut must exceed (> 1)."),
     min_score: float = typer.Option(0.12, "--min-score", help="Absolute floor on the cut score, 0..1."),
     min_shot_s: float = typer.Option(0.5, "--min-shot-s", help="Shortest shot in seconds; closer boundaries keep the stronger."),
@@ -36,7 +49,20 @@ def shots_command(
     if split_mode not in SPLIT_MODES:
         raise typer.BadParameter(f"must be one of {', '.join(SPLIT_MODES)}", param_hint="--split-mode")
 
-    config = ShotConfig(size=size, threshold=threshold, min_score=min_score, min_shot_s=min_shot_s,
+    from vidlens.tasks.shots.config import METHODS
+
+    if method not in METHODS:
+        raise typer.BadParameter(f"must be one of {', '.join(METHODS)}", param_hint="--method")
+    if method != "classic":
+        from vidlens.tasks.shots.learned import model_path
+
+        try:
+            model_path(model)
+        except FileNotFoundError as exc:
+            from vidlens.errors import ConfigError
+
+            raise ConfigError(None, str(exc)) from None
+    config = ShotConfig(method=method, model=str(model) if model else None, learned_threshold=learned_threshold, size=size, threshold=threshold, min_score=min_score, min_shot_s=min_shot_s,
                         gradual=gradual, edges=edges, deep=deep)
     info = probe(video)  # fails fast, with the reason, on files that are not video
     with make_progress() as bar:
@@ -69,5 +95,9 @@ def shots_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `shots` command to the root app."""
-    app.command("shots")(shots_command)
+    """Add the `shots` group (`video`, the default, and `train`) to the root app."""
+    from vidlens.cli.shots_train_command import shots_train_command
+
+    shots_app.command("video")(shots_command)
+    shots_app.command("train")(shots_train_command)
+    app.add_typer(shots_app, name="shots")

@@ -67,6 +67,15 @@ SOURCES: dict[str, tuple[tuple[str, str, str, str], ...]] = {
         ("video.avi", "realdata", "decode/video.avi", "moviepy_video"),
         *((f"mead_{e}.mp4", "realdata", f"expressions/W011_front_{e}_level3_001.mp4", "mead_w011")
           for e in ("angry", "happy", "sad", "surprised")),
+        # Also used to train the packaged ShotNet (vidlens shots train): every other real file here that is not EVAL's.
+        ("tree.avi", "opencv", "tree.avi", "tree"),
+        *((f"mead_{e}.mp4", "realdata", f"expressions/W011_front_{e}_level{1 if e == 'neutral' else 3}_001.mp4", "mead_w011")
+          for e in ("contempt", "disgusted", "fear", "neutral")),
+        ("fire2.mp4", "realdata", "decode/fire2.mp4", "fire2"),
+        ("no_duration.webm", "realdata", "decode/no_duration.webm", "no_duration"),
+        ("video_with_failing_audio.mp4", "realdata", "decode/video_with_failing_audio.mp4", "moviepy_failing_audio"),
+        ("big_buck_bunny_432_433.webm", "realdata", "decode/big_buck_bunny_432_433.webm", "big_buck_bunny"),
+        ("pigs_in_a_polka.gif", "realdata", "decode/pigs_in_a_polka.gif", "pigs_in_a_polka"),
     ),
 }
 # Cuts known by viewing the frames (first frame of the new shot, at the source's own rate and 25 fps).
@@ -142,6 +151,11 @@ def available_sources(split: str) -> dict[str, tuple[Path, str]]:
         if path is not None:
             found[name] = (path, group)
     return found
+
+
+def training_videos() -> list[Path]:
+    """The TRAIN split's real files present here (what the packaged ShotNet was trained on; none is an EVAL source)."""
+    return [path for path, _ in available_sources("train").values()]
 
 
 def normalise(src: Path, dst: Path, size: tuple[int, int]) -> Path:

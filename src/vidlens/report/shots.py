@@ -3,7 +3,8 @@
 Top panel: the classic cut score `scores["cut"]` with its adaptive `threshold`, and the learned
 detector's per-frame transition probability `scores["learned"]` when present; cuts marked with
 lines, gradual transitions (fade, dissolve, wipe) shaded over their `[start_frame, end_frame)`
-span. Bottom panel: the long-range histogram distance (dissolves) and the mean luma (fades).
+span. Bottom panel: the long-range histogram distance (dissolves) and the mean luma (fades), and the
+learned detector's "inside a transition" probability `scores["gradual"]` when present.
 
 Takes plain data (arrays, dicts), never a task's result object, so `report` does not import
 `tasks`. Uses `matplotlib.figure.Figure` with the Agg canvas directly (no pyplot state, no display).
@@ -19,7 +20,10 @@ import numpy as np
 
 KIND_COLORS = {"cut": "tab:red", "fade": "tab:purple", "dissolve": "tab:green", "wipe": "tab:brown"}
 # Top-panel curves, in drawing order: score name -> (label, colour).
-TOP_CURVES = {"cut": ("classic cut score", "tab:blue"), "learned": ("learned transition score", "tab:cyan")}
+TOP_CURVES = {"cut": ("classic cut score", "tab:blue"), "learned": ("learned boundary probability", "tab:cyan"),
+              "diff": ("mean frame difference (48x27)", "0.6")}
+BOTTOM_CURVES = {"long_hist": ("long-range histogram distance", "tab:green"), "luma": ("mean luma", "0.3"),
+                 "gradual": ("learned: inside a transition", "tab:olive")}
 
 
 def plot_shot_scores(
@@ -53,10 +57,9 @@ def plot_shot_scores(
             top.plot(t, scores[name], style, linewidth=0.9, color=color, label=label)
     if len(threshold) == t.size and t.size:
         top.plot(t, threshold, style, linewidth=0.9, color="tab:orange", alpha=0.8, label="adaptive threshold")
-    for name, color in (("long_hist", "tab:green"), ("luma", "0.3")):
+    for name, (label, color) in BOTTOM_CURVES.items():
         if name in scores and len(scores[name]) == t.size:
-            bottom.plot(t, scores[name], style, linewidth=0.9, color=color,
-                        label="long-range histogram distance" if name == "long_hist" else "mean luma")
+            bottom.plot(t, scores[name], style, linewidth=0.9, color=color, label=label)
     fps = fps or 1.0
     seen: set[str] = set()
     for b in boundaries:

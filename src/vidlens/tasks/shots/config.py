@@ -7,17 +7,26 @@ from dataclasses import asdict, dataclass
 
 from vidlens.errors import ConfigError
 
+METHODS = ("learned", "classic", "both")
+
 
 @dataclass
 class ShotConfig:
     """Settings of `detect_shots` (see docs/shots.md for how each one is used).
 
-    Scores are computed on frames decoded at `size` pixels on the shorter side.
+    `method`: "learned" runs the packaged ShotNet (see `vidlens.tasks.shots.learned`), "classic" the
+    hand-made rules configured by the remaining fields, "both" runs the two and keeps every learned
+    boundary plus the classic ones farther than `min_shot_s` from any of them.
+
+    Classic scores are computed on frames decoded at `size` pixels on the shorter side.
     Cut detection: a frame is a cut candidate when its cut score exceeds both
     `min_score` (absolute floor, score units in [0, 1]) and `threshold` times the
     rolling local level of the score (median of the `window` frames on each side).
     """
 
+    method: str = "learned"  # learned (ShotNet), classic (the rules below) or both (union, learned preferred)
+    model: str | None = None  # learned: a shotnet.onnx or a folder holding one (None: the packaged default)
+    learned_threshold: float = 0.5  # learned: boundary probability a frame must exceed
     size: int = 96  # shorter side of the analysed frames, pixels
     threshold: float = 3.0  # cut score / local level ratio a cut must exceed
     min_score: float = 0.12  # absolute floor on the cut score, in [0, 1]
@@ -37,6 +46,9 @@ class ShotConfig:
 
     def __post_init__(self) -> None:
         checks = [
+            (self.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {self.method!r}"),
+            (_finite(self.learned_threshold) and 0 < self.learned_threshold < 1,
+             f"learned_threshold must be in (0, 1), got {self.learned_threshold}"),
             (isinstance(self.size, int) and 16 <= self.size <= 1080, f"size must be an int in 16..1080, got {self.size}"),
             (_finite(self.threshold) and self.threshold > 1.0, f"threshold must be > 1 (a ratio), got {self.threshold}"),
             (_finite(self.min_score) and 0.0 <= self.min_score < 1.0, f"min_score must be in [0, 1), got {self.min_score}"),

@@ -236,23 +236,55 @@ def detect_shots(
     t0 = time.perf_counter()
     path = os.fspath(path)
     info = probe(path)
-    fs = compute_scores(path, config, progress, short_side=min(info.width, info.height),
-                        read_ahead=default_read_ahead(info.width, info.height))
-    if fs.num_frames == 0:
-        raise VideoDecodeError(path, "no frame could be decoded")
-    fps = info.fps if info.fps > 0 else (fs.num_frames / info.duration_s if info.duration_s > 0 else 25.0)
-    found, threshold = find_boundaries(fs, fps, config)
-    n = fs.num_frames
+    scores: dict[str, np.ndarray] = {}
+    found: list[Boundary] = []
+    threshold = np.zeros(0, np.float32)
+    times = indices = None
+    if config.method in ("classic", "both"):
+        fs = compute_scores(path, config, progress if config.method == "classic" else None,
+                            short_side=min(info.width, info.height), read_ahead=default_read_ahead(info.width, info.height))
+        if fs.num_frames == 0:
+            raise VideoDecodeError(path, "no frame could be decoded")
+        fps = _fps(info, fs.num_frames)
+        found, threshold = find_boundaries(fs, fps, config)
+        scores, times, indices = dict(fs.scores), fs.times, fs.indices
+    if config.method in ("learned", "both"):
+        from vidlens.tasks.shots.learned import drop_same_scene, learned_boundaries, learned_scores
+
+        ls = learned_scores(path, config.model, progress=progress, threads=config.threads, fast_decode=config.fast_decode)
+        if ls.probs.shape[0] == 0:
+            raise VideoDecodeError(path, "no frame could be decoded")
+        if times is not None and len(times) != len(ls.times):
+            raise VideoDecodeError(path, f"two decoding passes gave {len(times)} and {len(ls.times)} frames")
+        fps = _fps(info, len(ls.times))
+        learned = drop_same_scene(learned_boundaries(ls.probs, config.learned_threshold), ls.hists, ls.diff)
+        min_frames = int(round(config.min_shot_s * fps))
+        found = enforce_min_length(merge_boundaries(learned, found, min_frames), min_frames)
+        scores.update(learned=ls.probs[:, 0], gradual=ls.probs[:, 1], diff=ls.diff)
+        times, indices = ls.times, ls.indices
+    assert times is not None and indices is not None
+    n = len(times)
     boundaries = []
     for b in found:
-        frame = int(fs.indices[b.frame])
-        end = int(fs.indices[b.end_frame]) if b.end_frame < n else int(fs.indices[-1]) + 1
-        boundaries.append(Boundary(frame, float(fs.times[b.frame]), b.kind, b.score, int(fs.indices[b.start_frame]), end,
+        frame = int(indices[b.frame])
+        end = int(indices[b.end_frame]) if b.end_frame < n else int(indices[-1]) + 1
+        boundaries.append(Boundary(frame, float(times[b.frame]), b.kind, b.score, int(indices[b.start_frame]), end,
                                    b.confidence))
-    total = max(info.num_frames, int(fs.indices[-1]) + 1)
+    total = max(info.num_frames, int(indices[-1]) + 1)
     scenes = scenes_from_boundaries([b.frame for b in boundaries], total, fps)
     return ShotResult(
         path=path, fps=fps, num_frames=total, duration_s=info.duration_s, boundaries=boundaries, scenes=scenes,
-        times=fs.times, scores=fs.scores, threshold=threshold, config=config.to_dict(),
+        times=times, scores=scores, threshold=threshold, config=config.to_dict(),
         seconds=time.perf_counter() - t0,
     )
+
+
+def _fps(info, num_frames: int) -> float:
+    return info.fps if info.fps > 0 else (num_frames / info.duration_s if info.duration_s > 0 else 25.0)
+
+
+def merge_boundaries(learned: list[Boundary], classic: list[Boundary], min_frames: int) -> list[Boundary]:
+    """Every learned boundary, plus the classic ones farther than `min_frames` from each learned one's span."""
+    extra = [c for c in classic
+             if all(c.frame < b.start_frame - min_frames or c.frame > max(b.end_frame, b.frame) + min_frames for b in learned)]
+    return sorted(learned + extra, key=lambda b: b.frame)

@@ -49,6 +49,7 @@ class SummaryConfig:
     audio: bool = True  # keep the audio track in summary.mp4 (when the video has one)
     keyframes: bool = True  # save keyframes of the kept segments and a contact sheet
     video: bool = True  # write summary.mp4
+    shot_method: str = "learned"  # shot detection: learned | classic | both (vidlens.tasks.shots.ShotConfig.method)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.ratio < 1.0:
@@ -57,6 +58,8 @@ class SummaryConfig:
             raise ConfigError(None, f"method must be one of {', '.join(SCORERS)}, got {self.method!r}")
         if (self.method == "model") != (self.model is not None):
             raise ConfigError(None, "a trained model is used with method 'model' and needs --model CKPT (and only then)")
+        if self.shot_method not in ("learned", "classic", "both"):
+            raise ConfigError(None, f"shot_method must be learned, classic or both, got {self.shot_method!r}")
         if self.features not in FEATURE_KINDS:
             raise ConfigError(None, f"features must be one of {', '.join(FEATURE_KINDS)}, got {self.features!r}")
         if self.fps <= 0 or self.max_segment_s <= 0 or self.dsn_epochs < 1:
@@ -290,7 +293,9 @@ def summarize_video(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fps = info.fps if info.fps > 0 else 25.0
-    shots = detect_shots(video, progress=(lambda n: progress("shots", n / fps)) if progress else None)
+    from vidlens.tasks.shots import ShotConfig
+
+    shots = detect_shots(video, ShotConfig(method=config.shot_method), progress=(lambda n: progress("shots", n / fps)) if progress else None)
     if embedder is not None and getattr(embedder, "kind", None) != config.features:
         embedder = None
     features = sample_frame_features(video, fps=config.fps, kind=config.features, embedder=embedder,
