@@ -21,7 +21,7 @@ import numpy as np
 from vidlens.tasks.shots.result import Boundary
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "shotnet.onnx"
-FRAME_SIZE = (27, 48)  # must equal vidlens.tasks.shots.net.FRAME_SIZE (kept here so inference never imports torch)
+FRAME_SIZE = (27, 48)  # (H, W) of ShotNet's input; defined here (net.py imports it) so inference never imports torch
 RECEPTIVE_FIELD = 80  # context when a model does not say (its ONNX metadata `receptive_field` does)
 CHUNK = 512  # frames whose outputs one network run produces (peak memory ~0.5 MB a frame of chunk + context)
 FLUSH = 1024  # per-frame values are moved from Python objects into arrays this often (flat memory)

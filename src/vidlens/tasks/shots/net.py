@@ -28,7 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-FRAME_SIZE = (27, 48)  # (H, W) of the frames the network sees
+from vidlens.tasks.shots.learned import FRAME_SIZE  # (H, W) of the frames the network sees (defined where inference needs it)
+
 OUTPUTS = ("transition", "gradual", "dissolve", "fade", "wipe")
 GRADUAL_KINDS = ("dissolve", "fade", "wipe")
 SIM_OFFSETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48)  # frames to each side compared by the similarity features

@@ -17,7 +17,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -236,6 +236,3 @@ def load_shot_net(path: str | os.PathLike[str]) -> ShotNet:
                          "`vidlens shots train`") from None
     return model.eval()
 
-
-def config_dict(config: TrainConfig) -> dict:
-    return asdict(config)
