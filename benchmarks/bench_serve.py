@@ -27,7 +27,6 @@ import argparse
 import mimetypes
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,9 +52,9 @@ from vidlens.io import VideoWriter  # noqa: E402
 from vidlens.models import build_model  # noqa: E402
 from vidlens.tasks.classify import preprocess_fields  # noqa: E402
 from vidlens.tasks.predictor import VideoClassifier  # noqa: E402
+from vidlens.testing.server import start_server as launch_server  # noqa: E402
 
 SECTION = "HTTP service (bench_serve.py)"
-VIDLENS = Path(sys.executable).parent / "vidlens"
 
 
 def make_checkpoint(path: Path, frames: int, size: int, classes: int = 8) -> Path:
@@ -90,26 +89,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def start_server(checkpoint: Path, work: Path, log: Path, extra: list[str] | None = None) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with open(log, "w") as handle:
-        process = subprocess.Popen([str(VIDLENS), "--quiet", "serve", "--checkpoint", str(checkpoint), "--no-summarize",
-                                    "--no-emotion", "--port", str(port), "--work-dir", str(work), "--queue-size", "64", *(extra or [])],
-                                   stdout=handle, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    process.kill()
-    raise RuntimeError(f"server did not start: {log.read_text()}")
+    args = ["--checkpoint", str(checkpoint), "--no-summarize", "--no-emotion", "--work-dir", str(work), "--queue-size", "64"]
+    return launch_server([*args, *(extra or [])], log, startup_s=300)
 
 
 def load_test(url: str, videos: list[Path], jobs: int, clients: int) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -15,14 +14,9 @@ import torch
 from tests.engine import TrendDataset, make_task, one_thread, repo_root, subprocess_env  # noqa: F401
 from vidlens.engine import TrainConfig, evaluate, load_checkpoint
 from vidlens.engine.distributed import EpochSampler
+from vidlens.testing.server import free_port
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -30,7 +24,7 @@ def test_ddp_two_processes_on_gloo(tmp_path):
     config = {"epochs": 3, "batch_size": 8, "workers": 0, "device": "cpu", "lr": 0.03, "seed": 3, "log_every": 1}
     bad_item = 13
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), str(repo_root() / "tests/engine/ddp_worker.py"),
+           "--master_port", str(free_port()), str(repo_root() / "tests/engine/ddp_worker.py"),
            "--run-dir", str(tmp_path), "--config", json.dumps(config), "--n-train", "64", "--n-val", "31",
            "--bad", str(bad_item)]
     proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -8,9 +8,7 @@ upload limit. Tests talk to it over HTTP only.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +19,10 @@ import httpx
 import numpy as np
 import pytest
 
+from vidlens.testing.server import VIDLENS, start_server
+
 pytest.importorskip("fastapi")
 
-VIDLENS = Path(sys.executable).parent / "vidlens"
 API_KEY = "test-key-0123456789"
 CLASSES = ("move_left", "grow")
 
@@ -50,36 +49,18 @@ class Server:
         raise AssertionError(f"job {job_id} did not finish in {timeout} s: {job}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def running_server(tmp: Path, *args: str, api_key: str | None = None, startup_s: float = 180) -> Iterator[Server]:
     """Start `vidlens serve ARGS` and wait until /healthz says ok; SIGTERM it afterwards."""
-    port = free_port()
     work_dir = tmp / "work"
     log = tmp / "server.log"
     env = {**os.environ, "VIDLENS_API_KEY": api_key} if api_key else {k: v for k, v in os.environ.items() if k != "VIDLENS_API_KEY"}
-    with open(log, "w") as handle:
-        process = subprocess.Popen([str(VIDLENS), "--quiet", "serve", "--port", str(port), "--work-dir", str(work_dir), *args],
-                                   stdout=handle, stderr=subprocess.STDOUT, env=env)
-    server = Server(f"http://127.0.0.1:{port}", process, work_dir, log, {"X-API-Key": api_key} if api_key else {})
-    deadline = time.monotonic() + startup_s
     try:
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server not up in {startup_s} s:\n{log.read_text()}")
-            time.sleep(0.25)
+        process, url = start_server(["--work-dir", str(work_dir), *args], log, env=env, startup_s=startup_s)
+    except RuntimeError as error:
+        raise AssertionError(str(error)) from None
+    server = Server(url, process, work_dir, log, {"X-API-Key": api_key} if api_key else {})
+    try:
         yield server
     finally:
         process.terminate()
