@@ -1,14 +1,19 @@
 """Face detection behind a one-method interface: `FaceDetector.detect(image) -> list[FaceBox]`.
 
 `image` is `uint8 (H,W,3)` RGB (as `vidlens.io` decodes frames) or `(H,W)` gray; boxes are in
-that image's pixels. `HaarFaceDetector` is OpenCV's frontal-face Haar cascade (fast, CPU,
-frontal faces only); anything with the same `detect` method can replace it in the pipeline.
+that image's pixels. Two detectors:
+- `MTCNNFaceDetector` (`vidlens.tasks.faces.mtcnn`): MTCNN with the weights shipped in the
+  `facenet-pytorch` wheel; finds tilted and turned faces and gives 5 landmarks per face.
+- `HaarFaceDetector`: OpenCV's frontal-face Haar cascade (fast, CPU, frontal faces only, no
+  landmarks), the fallback when facenet-pytorch is not installed.
+`make_face_detector(name)` builds one by name (`DETECTORS`); anything with the same `detect`
+method can replace them in the pipeline.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -19,6 +24,9 @@ class FaceBox:
 
     `angle`: degrees (OpenCV convention, counter-clockwise) the image must be rotated about the box
     centre for the face to stand upright; 0 for upright faces. The box itself is the upright face's box.
+    `landmarks`: None, or 5 `(x, y)` points in image pixels: left eye, right eye, nose, left mouth
+    corner, right mouth corner, "left"/"right" as seen in the image (the left eye has the smaller x
+    on an upright face). MTCNN gives them (with `angle` 0: the roll is told by the eye line).
     """
 
     x: float
@@ -27,6 +35,7 @@ class FaceBox:
     h: float
     score: float = 1.0
     angle: float = 0.0
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
     @property
     def center(self) -> tuple[float, float]:
@@ -40,12 +49,18 @@ class FaceBox:
         return self.x, self.y, self.x + self.w, self.y + self.h
 
     def scaled(self, factor: float) -> FaceBox:
-        """The same box in an image `factor` times larger."""
-        return replace(self, x=self.x * factor, y=self.y * factor, w=self.w * factor, h=self.h * factor)
+        """The same box (and landmarks) in an image `factor` times larger."""
+        points = None if self.landmarks is None else tuple((px * factor, py * factor) for px, py in self.landmarks)
+        return replace(self, x=self.x * factor, y=self.y * factor, w=self.w * factor, h=self.h * factor,
+                       landmarks=points)
 
-    def to_dict(self) -> dict[str, float]:
-        return {"x": round(self.x, 2), "y": round(self.y, 2), "w": round(self.w, 2), "h": round(self.h, 2),
-                "score": round(float(self.score), 4), "angle": self.angle}
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict; `landmarks` (`[[x, y], ...]`, 2 decimals) only when the box has them."""
+        out: dict[str, Any] = {"x": round(self.x, 2), "y": round(self.y, 2), "w": round(self.w, 2),
+                               "h": round(self.h, 2), "score": round(float(self.score), 4), "angle": self.angle}
+        if self.landmarks is not None:
+            out["landmarks"] = [[round(float(px), 2), round(float(py), 2)] for px, py in self.landmarks]
+        return out
 
 
 @runtime_checkable
@@ -173,3 +188,37 @@ class HaarFaceDetector:
                 boxes.append(FaceBox((cx - bw / 2.0) / scale, (cy - bh / 2.0) / scale, bw / scale, bh / scale,
                                      score, angle))
         return nms(boxes, self.iou_threshold)
+
+
+DETECTORS = ("auto", "mtcnn", "haar")
+
+
+def mtcnn_available() -> bool:
+    """True when the MTCNN weights of the `facenet-pytorch` wheel are installed."""
+    from vidlens.tasks.faces.mtcnn import weights_dir
+
+    try:
+        weights_dir()
+    except Exception:
+        return False
+    return True
+
+
+def make_face_detector(name: str = "auto", **kwargs: Any) -> FaceDetector:
+    """A face detector by name (`DETECTORS`): "mtcnn", "haar", or "auto" (MTCNN when facenet-pytorch's
+    weights are installed, else Haar). `kwargs` go to the detector's constructor.
+
+    Raises `ConfigError` for an unknown name, or "mtcnn" without facenet-pytorch installed.
+    """
+    from vidlens.errors import ConfigError
+
+    key = str(name).strip().lower()
+    if key not in DETECTORS:
+        raise ConfigError(None, f"unknown face detector {name!r}: choose one of {', '.join(DETECTORS)}")
+    if key == "auto":
+        key = "mtcnn" if mtcnn_available() else "haar"
+    if key == "haar":
+        return HaarFaceDetector(**kwargs)
+    from vidlens.tasks.faces.mtcnn import MTCNNFaceDetector
+
+    return MTCNNFaceDetector(**kwargs)
