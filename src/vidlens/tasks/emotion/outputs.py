@@ -15,14 +15,18 @@ from vidlens.io import VideoWriter, iter_frames
 from vidlens.tasks.emotion.analyse import EmotionResult, FaceTrackResult, sentiment, valence
 
 
+def _probs(p: np.ndarray, labels: list[str]) -> dict[str, float]:
+    return {label: round(float(v), 4) for label, v in zip(labels, p)}
+
+
 def _track_summary(track: FaceTrackResult, labels: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
-    mean = track.mean_probs
-    mood, confidence = sentiment(mean, labels)
+    clip = np.asarray(track.clip_probs)
+    mood, confidence = sentiment(clip, labels)
     return {
         "id": track.id, "start_s": round(track.times[0], 3), "end_s": round(track.times[-1], 3),
         "start_frame": track.frames[0], "end_frame": track.frames[-1], "detections": len(track.frames),
-        "probs": {label: round(float(v), 4) for label, v in zip(labels, mean)},
-        "dominant": labels[int(np.argmax(mean))], "valence": round(float(valence(mean, labels)), 4),
+        "probs": _probs(clip, labels), "mean_probs": _probs(track.mean_probs, labels),
+        "dominant": labels[int(np.argmax(clip))], "valence": round(float(valence(clip, labels)), 4),
         "sentiment": mood, "confidence": round(confidence, 4),
         "boxes": [{"frame": f, "time_s": round(t, 3), **b.to_dict()} for f, t, b in zip(track.frames, track.times, track.boxes)],
         "timeline": rows,
@@ -32,11 +36,19 @@ def _track_summary(track: FaceTrackResult, labels: list[str], rows: list[dict[st
 def emotion_document(result: EmotionResult) -> dict[str, Any]:
     """The JSON document (schema in docs/emotion.md)."""
     info = result.info
+    whole: dict[str, Any] = {"probs": None, "dominant": None, "valence": None, "sentiment": None, "confidence": None}
+    if result.video_probs is not None and result.dominant is not None:
+        mood, confidence = sentiment(result.video_probs, result.labels)
+        whole = {"probs": _probs(result.video_probs, result.labels), "dominant": result.dominant,
+                 "valence": round(float(valence(result.video_probs, result.labels)), 4), "sentiment": mood,
+                 "confidence": round(confidence, 4)}
     return {
         "video": result.path, "duration_s": round(info.duration_s, 3), "fps": info.fps,
         "labels": result.labels, "has_faces": result.has_faces, "has_audio": result.has_audio,
         "voice_used": result.voice_used, "frames_analysed": result.frames_analysed, "notes": result.notes,
         "voice_activity": [{"start_s": a, "end_s": b} for a, b in result.voice_active_s],
+        "video_probs": whole["probs"], "dominant": whole["dominant"], "valence": whole["valence"],
+        "sentiment": whole["sentiment"], "confidence": whole["confidence"],
         "timeline": result.seconds,
         "tracks": [_track_summary(t, result.labels, result.track_seconds[t.id]) for t in result.tracks],
     }

