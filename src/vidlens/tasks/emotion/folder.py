@@ -1,0 +1,273 @@
+"""`vidlens emotion DIR|MANIFEST --out OUT`: every video of a folder or a list, in one process, models loaded once.
+
+Inputs: a folder (its video files, recursively, by extension; the output folder is skipped when it
+lies inside) or a manifest: a `.csv` with a `path` column, or a `.txt` with one path per line (`#`
+comments and blank lines skipped); relative paths are relative to the manifest's folder.
+Per video: `analyse_emotions` with the models of `EmotionModels` (expression predictor, face
+detector, voice model, audio-visual model: loaded once, `EmotionModels.loads` counts the loads of
+this process), outputs staged into `OUT/<stem>/` (`write_emotion_outputs`; `_2`, `_3`, ... when two
+videos share a stem). A video that cannot be read is a failed row with its reason; the others go on.
+`OUT/summary.csv`: one row per input (`SUMMARY_COLUMNS`); `OUT/summary.png`: valence and dominant
+emotion per video, and how many videos each emotion dominates.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from vidlens.errors import DatasetError, VidlensError
+from vidlens.tasks.emotion.analyse import EmotionConfig, EmotionResult, analyse_emotions, sentiment, valence
+
+MANIFEST_SUFFIXES = (".csv", ".txt")
+SUMMARY_COLUMNS = ("video", "folder", "duration_s", "faces", "dominant", "valence", "sentiment", "confidence",
+                   "av_dominant", "av_confidence", "seconds", "status", "error")
+
+
+@dataclass
+class EmotionModels:
+    """Every model a video's analysis needs, loaded once and reused for each video."""
+
+    expression: Any  # ExpressionPredictor
+    detector: Any  # FaceDetector
+    voice: Any = None  # (model, labels, preprocess) from load_voice_model, or None
+    av: Any = None  # AVModel from av_apply.load_av, or None
+    load_s: float = 0.0
+    loads: ClassVar[int] = 0  # loads in this process (a folder run adds one, whatever its number of videos)
+
+    @classmethod
+    def load(cls, config: EmotionConfig, av_model: str | os.PathLike[str] | None = None) -> EmotionModels:
+        """Load what `config` (and an audio-visual checkpoint) asks for; raises `VidlensError` naming the bad file."""
+        from vidlens.tasks.emotion.analyse import load_expression, make_detector
+
+        start = time.perf_counter()
+        av = None
+        if av_model is not None:  # first: a bad checkpoint fails before the slower loads
+            from vidlens.tasks.emotion.av_apply import load_av
+
+            av = load_av(av_model)
+        expression = load_expression(config)
+        detector = make_detector(config.detector)
+        voice = None
+        if config.voice_model:
+            from vidlens.tasks.voice import load_voice_model
+
+            voice = load_voice_model(config.voice_model)
+        cls.loads += 1
+        return cls(expression, detector, voice, av, time.perf_counter() - start)
+
+
+@dataclass
+class VideoOutcome:
+    """One input of a folder run: its result (or why it failed) and where its files went."""
+
+    video: Path
+    name: str  # shown in summary.csv: the path as listed (relative to the folder or as the manifest says)
+    folder: str  # OUT/<folder>
+    status: str = "ok"  # ok | failed
+    error: str = ""
+    result: EmotionResult | None = None
+    av: Any = None  # AVResult
+    seconds: float = 0.0
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def is_manifest(path: str | os.PathLike[str]) -> bool:
+    path = Path(path)
+    return path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES
+
+
+def read_manifest(path: str | os.PathLike[str]) -> list[Path]:
+    """The video paths a `.csv` (column `path`) or `.txt` (one per line) manifest lists, in its order."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(path, f"cannot read the manifest ({exc})") from None
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        columns = [c.strip() for c in reader.fieldnames or []]
+        if "path" not in columns:
+            raise DatasetError(path, f"the manifest needs a 'path' column (has {', '.join(columns) or 'none'})")
+        entries = [(row.get("path") or "").strip() for row in reader]
+    else:
+        entries = [line.strip() for line in text.splitlines()]
+    entries = [e for e in entries if e and not e.startswith("#")]
+    if not entries:
+        raise DatasetError(path, "the manifest lists no videos")
+    return [Path(e) if Path(e).is_absolute() else path.parent / e for e in entries]
+
+
+def list_inputs(target: str | os.PathLike[str], exclude: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The videos of a folder (recursive, by extension, hidden files skipped, nothing under `exclude`)
+    or of a manifest. A folder without videos is a `DatasetError`."""
+    from vidlens.io import VIDEO_EXTENSIONS
+
+    target = Path(target)
+    if is_manifest(target):
+        return read_manifest(target)
+    if not target.is_dir():
+        raise DatasetError(target, "not a folder or a manifest (.csv with a path column, .txt with one path a line)")
+    skip = Path(os.path.abspath(exclude)) if exclude is not None else None
+    found = []
+    for p in sorted(target.rglob("*")):
+        rel = p.relative_to(target)
+        if any(part.startswith(".") for part in rel.parts) or p.suffix.lower() not in VIDEO_EXTENSIONS or not p.is_file():
+            continue
+        if skip is not None and (Path(os.path.abspath(p)) == skip or skip in Path(os.path.abspath(p)).parents):
+            continue
+        found.append(p)
+    if not found:
+        raise DatasetError(target, f"no video files in this folder ({', '.join(VIDEO_EXTENSIONS[:6])}, ...)")
+    return found
+
+
+def output_names(videos: Sequence[Path]) -> list[str]:
+    """One output folder name per video: its stem, then `_2`, `_3`, ... for stems already taken
+    (compared without case, for case-insensitive file systems)."""
+    taken: set[str] = set()
+    names = []
+    for video in videos:
+        stem = video.stem or "video"
+        name, n = stem, 1
+        while name.lower() in taken or name.lower() in ("summary.csv", "summary.png"):
+            n += 1
+            name = f"{stem}_{n}"
+        taken.add(name.lower())
+        names.append(name)
+    return names
+
+
+def analyse_one(video: Path, out_dir: Path, config: EmotionConfig, models: EmotionModels, *, annotate: bool = False,
+                progress: Callable[[str, float], None] | None = None) -> tuple[EmotionResult, Any, dict[str, Path]]:
+    """One video with loaded models: `(result, av result or None, files)`; files staged into `out_dir`
+    (nothing lands there when it fails). Raises what `analyse_emotions` raises."""
+    from vidlens.outputs import staged_output
+    from vidlens.tasks.emotion.outputs import write_emotion_outputs
+
+    result = analyse_emotions(video, config, detector=models.detector, progress=progress,
+                              expression=models.expression, voice=models.voice)
+    av = None
+    if models.av is not None:
+        from vidlens.tasks.emotion.av_apply import apply_av_model
+
+        if progress is not None:
+            progress("audio-visual", 0.0)
+        av = apply_av_model(result, models.av)
+    with staged_output(out_dir) as stage:
+        files = write_emotion_outputs(result, stage.path, annotate=annotate)
+        if av is not None:
+            from vidlens.tasks.emotion.av_apply import write_av_outputs
+
+            files.update(write_av_outputs(av, stage.path))
+        files = {name: stage.final(path) for name, path in files.items()}
+    return result, av, files
+
+
+def analyse_folder(videos: Sequence[Path], out: str | os.PathLike[str], config: EmotionConfig, models: EmotionModels, *,
+                   names: Sequence[str] | None = None, annotate: bool = False,
+                   progress: Callable[[int, str, float], None] | None = None,
+                   done: Callable[[int, VideoOutcome], None] | None = None) -> list[VideoOutcome]:
+    """Analyse `videos` one after the other into `out/<name>/`, then write `out/summary.csv` and
+    `summary.png`. `progress(i, stage, seconds_done)` during video i; `done(i, outcome)` after it.
+    A video that fails (unreadable, no video stream, a decoder error) is recorded, never raised."""
+    out = Path(out)
+    folders = output_names(videos)
+    names = list(names) if names is not None else [str(v) for v in videos]
+    outcomes: list[VideoOutcome] = []
+    for i, (video, name, folder) in enumerate(zip(videos, names, folders)):
+        outcome = VideoOutcome(Path(video), name, folder)
+        start = time.perf_counter()
+        report = (lambda stage, seconds, i=i: progress(i, stage, seconds)) if progress is not None else None
+        try:
+            outcome.result, outcome.av, outcome.files = analyse_one(Path(video), out / folder, config, models,
+                                                                    annotate=annotate, progress=report)
+        except VidlensError as exc:
+            outcome.status, outcome.error = "failed", exc.reason
+        except (OSError, RuntimeError, ValueError) as exc:  # a decoder's own error on a damaged file: one row, not the run
+            outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
+        outcome.seconds = time.perf_counter() - start
+        outcomes.append(outcome)
+        if done is not None:
+            done(i, outcome)
+    write_summary(outcomes, out)
+    return outcomes
+
+
+def summary_row(outcome: VideoOutcome) -> dict[str, Any]:
+    """The `summary.csv` row of one video (`SUMMARY_COLUMNS`); empty cells where there is nothing to say."""
+    row: dict[str, Any] = {c: "" for c in SUMMARY_COLUMNS}
+    row.update(video=outcome.name, status=outcome.status, error=outcome.error, seconds=f"{outcome.seconds:.2f}")
+    result = outcome.result
+    if result is None:
+        return row
+    row.update(folder=outcome.folder, duration_s=f"{result.info.duration_s:.3f}", faces=len(result.tracks))
+    if result.dominant is not None and result.video_probs is not None:
+        mood, confidence = sentiment(result.video_probs, result.labels)
+        row.update(dominant=result.dominant, valence=f"{float(valence(result.video_probs, result.labels)):.4f}",
+                   sentiment=mood, confidence=f"{confidence:.4f}")
+    if outcome.av is not None:
+        p = outcome.av.video_probs
+        row.update(av_dominant=outcome.av.labels[int(np.argmax(p))], av_confidence=f"{float(np.max(p)):.4f}")
+    return row
+
+
+def write_summary(outcomes: Sequence[VideoOutcome], out: str | os.PathLike[str]) -> dict[str, Path]:
+    """`out/summary.csv` and `out/summary.png`, staged (replaced whole, or left as they were on failure)."""
+    from vidlens.outputs import staged_output
+
+    out = Path(out)
+    rows = [summary_row(o) for o in outcomes]
+    with staged_output(out) as stage:
+        with open(stage.path / "summary.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(SUMMARY_COLUMNS))
+            writer.writeheader()
+            writer.writerows(rows)
+        plot_summary(rows, stage.path / "summary.png")
+    return {"summary.csv": out / "summary.csv", "summary.png": out / "summary.png"}
+
+
+def plot_summary(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Per video a valence bar coloured by its dominant emotion (failed / faceless videos marked), and
+    beside it the number of videos each emotion dominates."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    from vidlens.tasks.faces.expression import EMOTIONS
+
+    colours = {label: colormaps["tab10"](k) for k, label in enumerate(EMOTIONS)}
+    n = len(rows)
+    fig = Figure(figsize=(11, max(2.5, 0.32 * n + 1.2)))
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1.2]})
+    y = np.arange(n)[::-1]
+    for yi, row in zip(y, rows):
+        if row["status"] != "ok":
+            left.text(-1.15, yi, "failed: " + str(row["error"])[:70], va="center", fontsize=7, color="tab:red")
+        elif row["dominant"] == "":
+            left.text(-1.15, yi, "no faces", va="center", fontsize=7, color="grey")
+        else:
+            v = float(row["valence"])
+            left.barh(yi, v, color=colours.get(row["dominant"], "grey"), height=0.7)
+            left.text(v + (0.02 if v >= 0 else -0.02), yi, f"{row['dominant']} ({row['sentiment']} {float(row['confidence']):.2f})",
+                      va="center", ha="left" if v >= 0 else "right", fontsize=7)
+    left.axvline(0, color="black", lw=0.8)
+    left.set_xlim(-1.2, 1.2)
+    left.set_yticks(y, [Path(str(r["video"])).name[:40] for r in rows], fontsize=7)
+    left.set_xlabel("valence of the video's faces (-1 negative .. +1 positive)")
+    left.set_title(f"{n} videos: dominant facial emotion and valence", fontsize=9)
+    counts = {label: sum(r["dominant"] == label for r in rows) for label in EMOTIONS}
+    shown = [label for label in EMOTIONS if counts[label]]
+    right.barh(np.arange(len(shown))[::-1], [counts[s] for s in shown], color=[colours[s] for s in shown])
+    right.set_yticks(np.arange(len(shown))[::-1], shown, fontsize=8)
+    right.set_xlabel("videos")
+    right.set_title("dominant emotion", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return Path(path)
