@@ -45,7 +45,7 @@ OPENCV_SAMPLES := $(VENV)/share/opencv-doc
 OPENCV_FILES := Megamind.avi vtest.avi tree.avi
 
 $(TEST_STAMP): $(BASE_STAMP)
-	$(PIP) install -q -e ".[test,export,serve]"
+	$(PIP) install -q -e ".[test,export,serve,ray]"
 	$(PIP) install -q --no-deps $(SCENEDETECT)
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v ffmpeg >/dev/null || \
 	  $(APT_INSTALL) || { $(SUDO) apt-get update -q >/dev/null && $(APT_INSTALL); }
@@ -58,7 +58,7 @@ $(TEST_STAMP): $(BASE_STAMP)
 	touch $@
 
 $(BENCH_STAMP): $(TEST_STAMP)
-	$(PIP) install -q -e ".[test,export,serve,bench]"
+	$(PIP) install -q -e ".[test,export,serve,ray,bench]"
 	touch $@
 
 setup: $(TEST_STAMP)
