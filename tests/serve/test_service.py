@@ -299,3 +299,81 @@ def test_without_the_serve_extra_the_error_says_what_to_install():
             "from vidlens.cli.main import main; main(['serve'])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "pip install 'vidlens[serve]'" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.fixture(scope="module")
+def av_checkpoint(tmp_path_factory) -> Path:
+    """A late-fusion audio-visual model (`vidlens emotion train-av`, 1 epoch on the synthetic set)."""
+    from vidlens.cli.main import main
+    from vidlens.data.synthetic import make_audiovisual_dataset
+    from vidlens.testing import single_thread
+
+    root = tmp_path_factory.mktemp("serve_av")
+    make_audiovisual_dataset(root / "data", num_per_class=6, size=32, workers=1, seed=2)
+    with single_thread(), pytest.raises(SystemExit) as exit_info:
+        main(["emotion", "train-av", "--data", str(root / "data"), "--out", str(root / "run"), "--fusion", "late",
+              "--epochs", "1", "--size", "32", "--num-frames", "4", "--batch-size", "8"])
+    assert exit_info.value.code in (0, None)
+    return root / "run" / "best.pt"
+
+
+def test_emotion_folder_job_and_av_model(av_checkpoint, face_video, tmp_path):
+    """--av-model loaded once per worker; one upload = the job as before (plus av_probs); several
+    uploads = one folder job with per-video results and summary.csv; nothing readable = 415."""
+    from vidlens.testing.real import realdata_dir
+
+    try:
+        real = realdata_dir() / "expressions" / "W011_front_happy_level3_001.mp4"
+    except FileNotFoundError:
+        pytest.skip("shared/realdata is not here")
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video\n")
+    with running_server(tmp_path, "--no-summarize", "--workers", "1", "--av-model", str(av_checkpoint)) as server:
+        with server.client() as client:
+            info = client.get("/v1/info").json()
+            assert info["tasks"] == ["emotion"]
+            assert info["models"]["emotion"]["av_model"] == {"labels": ["negative", "neutral", "positive"],
+                                                             "fusion": "late", "clip_s": 1.0}
+            single = upload(client, "emotion", face_video, fps=5)
+            assert single.status_code == 202 and set(single.json()["video"]) >= {"duration_s", "width"}
+            job = server.wait(client, single.json()["id"])
+            assert job["status"] == "done", job
+            result = job["result"]
+            assert result["video"] == "astronaut.mkv" and len(result["tracks"]) == 1 and result["dominant"] == "happy"
+            track = result["tracks"][0]
+            assert track["av_labels"] == ["negative", "neutral", "positive"]
+            assert sum(track["av_probs"].values()) == pytest.approx(1.0, abs=1e-3)
+            assert result["av"]["scope"] == "faces" and result["av"]["notes"]  # a silent video: the model heard silence
+            assert {"emotion.json", "emotion.csv", "emotion.png", "av.csv"} <= set(job["artifacts"])
+
+            files = [("file", ("astronaut.mkv", open(face_video, "rb"), "video/x-matroska")),
+                     ("file", ("happy.mp4", open(real, "rb"), "video/mp4")),
+                     ("file", ("happy.mp4", open(real, "rb"), "video/mp4")),  # the same name twice: kept apart
+                     ("file", ("notes.mp4", open(notes, "rb"), "video/mp4"))]
+            r = client.post("/v1/emotion", files=files, data={"fps": "3"})
+            assert r.status_code == 202, r.text
+            listed = r.json()["videos"]
+            assert [v["name"] for v in listed] == ["astronaut.mkv", "happy.mp4", "happy-2.mp4", "notes.mp4"]
+            assert "error" in listed[3] and "error" not in listed[1] and listed[1]["width"] == 256
+            job = server.wait(client, r.json()["id"])
+            assert job["status"] == "done", job
+            result = job["result"]
+            assert (result["succeeded"], result["failed"]) == (3, 1) and "video" not in result
+            by_name = {v["video"]: v for v in result["videos"]}
+            assert by_name["notes.mp4"]["status"] == "failed" and by_name["notes.mp4"]["error"]
+            assert by_name["happy.mp4"]["result"]["tracks"][0]["av_probs"]
+            assert by_name["happy.mp4"]["dominant"] == by_name["happy-2.mp4"]["dominant"] == "happy"
+            assert {"summary.csv", "summary.png", "happy/emotion.json", "happy-2/emotion.json", "astronaut/av.csv"} \
+                <= set(job["artifacts"])
+            summary = client.get(job["artifacts"]["summary.csv"]).text
+            assert summary.splitlines()[0].startswith("video,folder,duration_s,faces,dominant,valence,sentiment,confidence")
+            assert len(summary.splitlines()) == 5 and "notes.mp4" in summary
+            doc = client.get(job["artifacts"]["happy-2/emotion.json"])
+            assert doc.status_code == 200 and doc.json()["video"] == "happy-2.mp4"
+            assert str(server.work_dir) not in doc.text and str(server.work_dir) not in summary  # no server paths
+            assert client.get(f"/v1/jobs/{job['id']}/artifacts/upload/happy.mp4").status_code == 404
+
+            bad = client.post("/v1/emotion", files=[("file", ("a.mp4", b"", "video/mp4")),
+                                                    ("file", ("notes.mp4", open(notes, "rb"), "video/mp4"))])
+            assert bad.status_code == 415 and "none of the files" in bad.json()["detail"]
+    assert "Traceback" not in server.log.read_text()

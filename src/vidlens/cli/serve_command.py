@@ -16,6 +16,7 @@ def serve_command(
     summarizer: Optional[Path] = typer.Option(None, help="Summarizer from `vidlens summarize train --videos` (default: the content-diverse selection)."),
     expression_model: Optional[Path] = typer.Option(None, help="Fine-tuned face expression checkpoint (default: FER2013 weights)."),
     voice_model: Optional[Path] = typer.Option(None, help="Voice emotion checkpoint (`vidlens emotion train-voice`)."),
+    av_model: Optional[Path] = typer.Option(None, help="Audio-visual model (`vidlens emotion train-av`) applied per face track in /v1/emotion jobs."),
     summarize: bool = typer.Option(True, "--summarize/--no-summarize", help="Offer /v1/summarize."),
     emotion: bool = typer.Option(True, "--emotion/--no-emotion", help="Offer /v1/emotion."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
@@ -42,6 +43,7 @@ def serve_command(
     config = ServeConfig(
         checkpoints=[str(p) for p in checkpoint or []], summarizer=str(summarizer) if summarizer else None,
         expression_model=str(expression_model) if expression_model else None, voice_model=str(voice_model) if voice_model else None,
+        av_model=str(av_model) if av_model else None,
         summarize=summarize, emotion=emotion, workers=workers, queue_size=queue_size, max_upload_mb=max_upload_mb,
         job_timeout_s=job_timeout, max_jobs=max_jobs, work_dir=str(work_dir) if work_dir else None, api_key=api_key or None,
     )

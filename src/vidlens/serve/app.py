@@ -1,6 +1,7 @@
 """The FastAPI app of `vidlens serve`: upload, check, queue; job status; artifacts; health; a web page.
 
-Routes: `POST /v1/classify|summarize|emotion` (multipart `file` + options) -> 202 with a job id;
+Routes: `POST /v1/classify|summarize|emotion` (multipart `file` + options) -> 202 with a job id; `/v1/emotion`
+also takes several `file` parts in one job (a folder job: per-video results, summary.csv);
 `GET /v1/jobs/{id}[?wait=S]` (long poll); `GET /v1/jobs/{id}/artifacts/{name}`; `DELETE /v1/jobs/{id}`; `GET /v1/jobs`;
 `GET /v1/info`; `GET /healthz`; `GET /` (web page); `/docs` (OpenAPI). Uploads are checked before a
 job exists: size (413), non-empty (400), `probe()` (415 with the decoder's reason); a full queue is 429.
@@ -35,6 +36,9 @@ FORM_OVERHEAD = 64 * 1024  # multipart boundaries and option fields on top of th
 COPY_CHUNK = 1 << 20
 WAIT_STEP_S = 0.01  # how often a long poll looks at its job
 Upload = Annotated[UploadFile, File(description="the video (mp4, avi, mkv, webm, mov, gif, ...)")]
+Uploads = Annotated[list[UploadFile], File(description="the video (mp4, avi, mkv, webm, mov, gif, ...); several `file` "
+                                                       "parts make one folder job (per-video results and summary.csv)")]
+MAX_FILES_PER_JOB = 100
 
 
 @dataclass
@@ -138,6 +142,60 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
                 "video": {key: job.video[key] for key in ("duration_s", "fps", "width", "height", "warnings")}}
         return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
+    def accept_many(kind: str, uploads: list[UploadFile], options: dict[str, Any]) -> JSONResponse:
+        """Several files, one job: each is saved and probed; an unreadable one becomes a failed row of the
+        job's summary (the others go on), and only when none is readable is the upload refused (415)."""
+        service = rt()
+        if kind not in settings.tasks:
+            raise HTTPException(503, f"this server does not offer {kind}: the server was started with --no-{kind}")
+        if len(uploads) > MAX_FILES_PER_JOB:
+            raise HTTPException(400, f"too many files: at most {MAX_FILES_PER_JOB} in one job")
+        names: list[str] = []
+        taken: set[str] = set()
+        for upload in uploads:  # unique names in the job's upload folder: clip.mp4, clip-2.mp4, ...
+            name, n = safe_filename(upload.filename), 1
+            while name.lower() in taken:
+                n += 1
+                name = f"{Path(safe_filename(upload.filename)).stem}-{n}{Path(safe_filename(upload.filename)).suffix}"
+            taken.add(name.lower())
+            names.append(name)
+        job = service.store.create(kind, names[0], {**options, "files": names})
+        try:
+            size = 0
+            facts: list[dict[str, Any]] = []
+            for upload, name in zip(uploads, names):
+                path = job.upload.parent / name
+                written = 0
+                with open(path, "wb") as handle:
+                    while chunk := upload.file.read(COPY_CHUNK):
+                        size += len(chunk)
+                        written += len(chunk)
+                        if size > settings.max_upload_bytes:
+                            raise HTTPException(413, f"upload too large: the limit is {settings.max_upload_mb:g} MB")
+                        handle.write(chunk)
+                if written == 0:
+                    facts.append({"name": name, "error": "empty file (0 bytes)"})
+                    continue
+                try:
+                    facts.append({"name": name, **video_facts(probe(path))})
+                except VideoDecodeError as exc:
+                    facts.append({"name": name, "error": f"not a readable video: {exc.reason}"})
+            if all("error" in f for f in facts):
+                raise HTTPException(415, "none of the files is a readable video: " +
+                                    "; ".join(f"{f['name']}: {f['error']}" for f in facts))
+            job.filename = ", ".join(names) if len(", ".join(names)) <= 200 else f"{names[0]} and {len(names) - 1} more"
+            job.video = {"videos": facts}
+            if not service.pool.submit(job):
+                raise HTTPException(429, f"the job queue is full ({settings.queue_size} waiting); try again later",
+                                    headers={"Retry-After": "5"})
+        except BaseException:
+            service.store.discard(job)
+            raise
+        body = {"id": job.id, "kind": kind, "status": job.status, "url": f"/v1/jobs/{job.id}",
+                "videos": [{key: f[key] for key in ("name", "duration_s", "fps", "width", "height", "warnings", "error") if key in f}
+                           for f in facts]}
+        return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
     @app.post("/v1/classify", status_code=202, dependencies=[key_header], tags=["jobs"])
     def classify(file: Upload,
                  top_k: Annotated[int, Form(ge=1, le=100)] = 5,
@@ -155,11 +213,14 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
         return accept("summarize", file, {"ratio": ratio, **({"method": method} if method else {})})
 
     @app.post("/v1/emotion", status_code=202, dependencies=[key_header], tags=["jobs"])
-    def emotion(file: Upload,
+    def emotion(file: Uploads,
                 fps: Annotated[float, Form(gt=0, le=30, description="frames analysed per second")] = 5.0,
                 annotate: Annotated[bool, Form(description="also write annotated.mp4")] = False) -> JSONResponse:
-        """Faces, their expressions and the video's sentiment, second by second."""
-        return accept("emotion", file, {"fps": fps, "annotate": annotate})
+        """Faces, their expressions and the video's sentiment, second by second (with the server's
+        --av-model, also its classes per face track). Several `file` parts: one job over all of them,
+        with `NAME/emotion.json` per video and `summary.csv` / `summary.png` as artifacts."""
+        options = {"fps": fps, "annotate": annotate}
+        return accept("emotion", file[0], options) if len(file) == 1 else accept_many("emotion", file, options)
 
     def find(job_id: str) -> Job:
         job = rt().store.get(job_id)
@@ -190,16 +251,17 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
             raise HTTPException(409, f"job {job_id} is {job.status}; only finished jobs can be deleted")
         return {"id": job_id, "deleted": True}
 
-    @app.get("/v1/jobs/{job_id}/artifacts/{name}", dependencies=[key_header], tags=["jobs"])
+    @app.get("/v1/jobs/{job_id}/artifacts/{name:path}", dependencies=[key_header], tags=["jobs"])
     def artifact(job_id: str, name: str) -> FileResponse:
-        """A file the job produced (names are listed in the job's `artifacts`)."""
+        """A file the job produced (names are listed in the job's `artifacts`; a folder job's per-video
+        files are `VIDEO/emotion.json` and the like). Only listed names are served."""
         job = find(job_id)
         if name not in job.artifacts:
             raise HTTPException(404, f"job {job_id} has no artifact {name!r}; it has: {', '.join(sorted(job.artifacts)) or 'none'}")
         path = job.dir / job.artifacts[name]
         if not path.is_file():
             raise HTTPException(410, f"artifact {name!r} was deleted")
-        return FileResponse(path, filename=name)
+        return FileResponse(path, filename=Path(name).name)
 
     @app.get("/v1/info", dependencies=[key_header], tags=["service"])
     def info() -> dict[str, Any]:

@@ -33,8 +33,9 @@ class ServeConfig:
     summarizer: str | None = None  # a summarizer trained with `vidlens summarize train --videos` (default: the content-diverse selection)
     expression_model: str | None = None  # fine-tuned face expression checkpoint (default: FER2013 weights)
     voice_model: str | None = None  # voice emotion checkpoint (default: faces only)
+    av_model: str | None = None  # audio-visual model from `vidlens emotion train-av`, applied per face track in emotion jobs
     summarize: bool = True  # offer /v1/summarize (MobileNetV2 features; needs its weights installed)
-    emotion: bool = True  # offer /v1/emotion (Haar faces + FER2013)
+    emotion: bool = True  # offer /v1/emotion (faces, expressions, voice activity; several files = a folder job)
     workers: int = 0
     queue_size: int = 16  # jobs waiting (not counting those running); more get 429
     max_upload_mb: float = 200.0
@@ -50,7 +51,7 @@ class ServeConfig:
                                     f"(got {self.workers}, {self.queue_size}, {self.max_jobs}, {self.max_upload_mb}, {self.job_timeout_s})")
         if self.api_key is not None and len(self.api_key) < 8:
             raise ConfigError(None, "the API key must be at least 8 characters")
-        for path in [*self.checkpoints, self.summarizer, self.expression_model, self.voice_model]:
+        for path in [*self.checkpoints, self.summarizer, self.expression_model, self.voice_model, self.av_model]:
             if path is not None and not os.path.isfile(path):
                 raise ConfigError(path, "no such checkpoint file")
 

@@ -29,8 +29,7 @@ class LoadedModels:
     classifier: Any = None  # VideoClassifier
     embedder: Any = None  # FrameEmbedder (MobileNetV2) for summaries
     summarizer: Any = None  # (model, checkpoint) from load_video_summarizer
-    expression: Any = None  # (model, labels, preprocess)
-    voice: Any = None  # (model, labels, preprocess)
+    emotion: Any = None  # EmotionModels: expression predictor, face detector, voice and audio-visual models
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -39,8 +38,11 @@ class LoadedModels:
                                "models": [m.model_name for m in self.classifier.members]}
         if self.embedder is not None:
             out["summarize"] = {"features": self.embedder.kind, "trained_model": self.summarizer is not None}
-        if self.expression is not None:
-            out["emotion"] = {"labels": list(self.expression[1]), "voice_model": self.voice is not None}
+        if self.emotion is not None:
+            av = self.emotion.av
+            out["emotion"] = {"labels": list(self.emotion.expression.labels), "voice_model": self.emotion.voice is not None,
+                              "av_model": None if av is None else {"labels": list(av.labels), "fusion": av.spec.fusion,
+                                                                   "clip_s": av.clip_s}}
         return out
 
 
@@ -61,13 +63,9 @@ def load_models(config: ServeConfig) -> LoadedModels:
         kind = models.summarizer[1]["preprocess"]["features"] if models.summarizer else "mobilenet_v2"
         models.embedder = FrameEmbedder(kind)
     if config.emotion:
-        from vidlens.tasks.faces.expression import load_expression_model
+        from vidlens.tasks.emotion.folder import EmotionModels
 
-        models.expression = load_expression_model(config.expression_model)
-        if config.voice_model:
-            from vidlens.tasks.voice import load_voice_model
-
-            models.voice = load_voice_model(config.voice_model)
+        models.emotion = EmotionModels.load(_emotion_config(config, {}), config.av_model)
     return models
 
 
@@ -125,11 +123,13 @@ def run_job(models: LoadedModels, config: ServeConfig, kind: str, video: Path, o
     artifacts = {}
     for file_name, path in files.items():
         path = Path(path)
-        if path.is_file() and path.parent == out:
+        if path.is_file() and out in path.parents:  # a folder job's videos have their own folders: NAME/emotion.json
             if path.suffix in (".json", ".csv"):  # no server paths in what clients download
-                path.write_text(path.read_text().replace(str(video), name).replace(f"{out}{os.sep}", ""))
-            artifacts[file_name] = path.name
-    result["video"] = name
+                path.write_text(path.read_text().replace(str(video), name).replace(f"{out}{os.sep}", "")
+                                .replace(f"{video.parent}{os.sep}", ""))
+            artifacts[file_name] = path.relative_to(out).as_posix()
+    if "videos" not in result:
+        result["video"] = name
     return result, artifacts
 
 
@@ -174,16 +174,74 @@ def _summarize(models: LoadedModels, config: ServeConfig, video: Path, out: Path
     return result, dict(summary.files)
 
 
+def _emotion_config(config: ServeConfig, options: dict[str, Any]) -> Any:
+    from vidlens.tasks.emotion.analyse import EmotionConfig
+
+    return EmotionConfig(fps=options.get("fps", 5.0), expression_checkpoint=config.expression_model,
+                         voice_model=config.voice_model)
+
+
 def _emotion(models: LoadedModels, config: ServeConfig, video: Path, out: Path, options: dict[str, Any],
              progress: Any, facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
-    from vidlens.tasks.emotion.analyse import EmotionConfig, analyse_emotions
+    """One video (as before), or a folder job (`options["files"]`: several uploads beside `video`)."""
+    from vidlens.tasks.emotion.analyse import analyse_emotions
     from vidlens.tasks.emotion.outputs import emotion_document, write_emotion_outputs
 
-    if models.expression is None:
+    if models.emotion is None:
         raise ConfigError(None, "this server does not offer emotion analysis")
-    emotion_config = EmotionConfig(fps=options.get("fps", 5.0), voice_model=config.voice_model)
-    analysed = analyse_emotions(video, emotion_config, progress=progress, expression=models.expression, voice=models.voice)
+    emotion_config = _emotion_config(config, options)
+    if options.get("files"):
+        return _emotion_folder(models, emotion_config, video.parent, out, options, progress, facts)
+    loaded = models.emotion
+    analysed = analyse_emotions(video, emotion_config, detector=loaded.detector, progress=progress,
+                                expression=loaded.expression, voice=loaded.voice)
     files = write_emotion_outputs(analysed, out, annotate=bool(options.get("annotate", False)))
     doc = emotion_document(analysed)
+    if loaded.av is not None:
+        from vidlens.tasks.emotion.av_apply import add_av_to_document, apply_av_model, write_av_outputs
+
+        progress("audio-visual", 0.0)
+        av = apply_av_model(analysed, loaded.av)
+        files.update(write_av_outputs(av, out))
+        add_av_to_document(doc, av)
     doc.pop("video", None)
     return {"kind": "emotion", "info": facts, **doc}, files
+
+
+def _emotion_folder(models: LoadedModels, emotion_config: Any, uploads: Path, out: Path, options: dict[str, Any],
+                    progress: Any, facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Several uploads in one job, as `vidlens emotion DIR`: `NAME/emotion.json|csv|png [av.csv]` per
+    video, `summary.csv` and `summary.png`; a video that fails is a failed row, the others go on."""
+    from vidlens.tasks.emotion.av_apply import add_av_to_document
+    from vidlens.tasks.emotion.folder import analyse_folder, summary_row
+    from vidlens.tasks.emotion.outputs import emotion_document
+
+    names = list(options["files"])
+    videos = [uploads / n for n in names]
+
+    def report(i: int, stage: str, seconds: float) -> None:
+        progress(f"{i + 1}/{len(names)} {names[i]}: {stage}", seconds)
+
+    outcomes = analyse_folder(videos, out, emotion_config, models.emotion, names=names,
+                              annotate=bool(options.get("annotate", False)), progress=report,
+                              reserved=(uploads.name,))  # never the folder the uploads are in
+    files: dict[str, Path] = {"summary.csv": out / "summary.csv", "summary.png": out / "summary.png"}
+    entries = []
+    by_name = {v.get("name"): v for v in facts.get("videos", [])}
+    for outcome in outcomes:
+        entry: dict[str, Any] = {**summary_row(outcome), "info": {k: v for k, v in by_name.get(outcome.name, {}).items()
+                                                                  if k not in ("name", "error")}}
+        if outcome.result is not None:
+            doc = emotion_document(outcome.result)
+            if outcome.av is not None:
+                add_av_to_document(doc, outcome.av)
+            doc.pop("video", None)
+            entry["result"] = doc
+            for file_name, path in outcome.files.items():
+                path = Path(path)
+                if path.suffix in (".json", ".csv") and path.is_file():  # the upload's path -> the client's name
+                    path.write_text(path.read_text().replace(str(outcome.video), outcome.name))
+                files[f"{outcome.folder}/{file_name}"] = path
+        entries.append(entry)
+    ok = sum(o.status == "ok" for o in outcomes)
+    return {"kind": "emotion", "videos": entries, "succeeded": ok, "failed": len(outcomes) - ok}, files

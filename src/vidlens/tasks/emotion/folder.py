@@ -129,10 +129,10 @@ def list_inputs(target: str | os.PathLike[str], exclude: str | os.PathLike[str] 
     return found
 
 
-def output_names(videos: Sequence[Path]) -> list[str]:
-    """One output folder name per video: its stem, then `_2`, `_3`, ... for stems already taken
-    (compared without case, for case-insensitive file systems)."""
-    taken: set[str] = set()
+def output_names(videos: Sequence[Path], reserved: Sequence[str] = ()) -> list[str]:
+    """One output folder name per video: its stem, then `_2`, `_3`, ... for stems already taken or
+    `reserved` (compared without case, for case-insensitive file systems)."""
+    taken: set[str] = {r.lower() for r in reserved}
     names = []
     for video in videos:
         stem = video.stem or "video"
@@ -172,14 +172,15 @@ def analyse_one(video: Path, out_dir: Path, config: EmotionConfig, models: Emoti
 
 
 def analyse_folder(videos: Sequence[Path], out: str | os.PathLike[str], config: EmotionConfig, models: EmotionModels, *,
-                   names: Sequence[str] | None = None, annotate: bool = False,
+                   names: Sequence[str] | None = None, annotate: bool = False, reserved: Sequence[str] = (),
                    progress: Callable[[int, str, float], None] | None = None,
                    done: Callable[[int, VideoOutcome], None] | None = None) -> list[VideoOutcome]:
     """Analyse `videos` one after the other into `out/<name>/`, then write `out/summary.csv` and
     `summary.png`. `progress(i, stage, seconds_done)` during video i; `done(i, outcome)` after it.
+    `reserved`: folder names of `out` that a video's folder must not take.
     A video that fails (unreadable, no video stream, a decoder error) is recorded, never raised."""
     out = Path(out)
-    folders = output_names(videos)
+    folders = output_names(videos, reserved)
     names = list(names) if names is not None else [str(v) for v in videos]
     outcomes: list[VideoOutcome] = []
     for i, (video, name, folder) in enumerate(zip(videos, names, folders)):
@@ -220,17 +221,24 @@ def summary_row(outcome: VideoOutcome) -> dict[str, Any]:
 
 
 def write_summary(outcomes: Sequence[VideoOutcome], out: str | os.PathLike[str]) -> dict[str, Path]:
-    """`out/summary.csv` and `out/summary.png`, staged (replaced whole, or left as they were on failure)."""
-    from vidlens.outputs import staged_output
-
+    """`out/summary.csv` and `out/summary.png`, each written beside its place and renamed into it
+    (a reader never sees half a file; an earlier summary stays until the new one is complete)."""
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     rows = [summary_row(o) for o in outcomes]
-    with staged_output(out) as stage:
-        with open(stage.path / "summary.csv", "w", newline="") as handle:
+    tag = f".partial-{os.getpid()}"
+    csv_tmp, png_tmp = out / f"summary{tag}.csv", out / f"summary{tag}.png"
+    try:
+        with open(csv_tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(SUMMARY_COLUMNS))
             writer.writeheader()
             writer.writerows(rows)
-        plot_summary(rows, stage.path / "summary.png")
+        plot_summary(rows, png_tmp)
+        os.replace(csv_tmp, out / "summary.csv")
+        os.replace(png_tmp, out / "summary.png")
+    finally:
+        csv_tmp.unlink(missing_ok=True)
+        png_tmp.unlink(missing_ok=True)
     return {"summary.csv": out / "summary.csv", "summary.png": out / "summary.png"}
 
 
