@@ -165,13 +165,15 @@ def option_fingerprint(options: Mapping[str, Any]) -> dict[str, Any]:
     return {"options": dict(options), "files": files}
 
 
-def plan_batch(inputs: str | Path, task: str, options: dict, out: Path,
-               store: ResultStore) -> tuple[list[BatchItem], list[BatchItem]]:
+def plan_batch(inputs: str | Path, task: str, options: dict, out: Path, store: ResultStore, *,
+               skip_failed: bool = False) -> tuple[list[BatchItem], list[BatchItem]]:
     """`(todo, already_done)` for the videos of `inputs` (folder, glob or manifest).
 
     `options` are resolved against the task's defaults first (unknown names: `ConfigError`). A video
     whose key has a `done` row in `store` (and whose folder still exists) is already done; its item
     carries the folder recorded then. Unreadable files are planned too: running them records why.
+    A video that failed before is run again, unless `skip_failed` (then it counts as done: a corrupt
+    file is not decoded again; "worker died" failures are always run again).
     """
     spec = get_task(task)
     resolved = resolve_options(spec, options)
@@ -182,6 +184,8 @@ def plan_batch(inputs: str | Path, task: str, options: dict, out: Path,
     fingerprint = option_fingerprint(resolved)
     cache = _HashCache(out)
     done = store.done_rows()
+    if skip_failed:
+        done = {**store.failed_rows(), **done}
     todo: list[BatchItem] = []
     skipped: list[BatchItem] = []
     for video, name in zip(videos, names):

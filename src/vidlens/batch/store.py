@@ -59,6 +59,15 @@ class ResultStore:
         return {k: r for k, r in latest.items()
                 if r.get("status") == "done" and r.get("out_dir") and os.path.isdir(r["out_dir"])}
 
+    def failed_rows(self) -> dict[str, dict[str, Any]]:
+        """key -> its latest row when that row failed for a reason of the video's own (not "worker died")."""
+        latest: dict[str, dict[str, Any]] = {}
+        for row in self.rows():
+            if "key" in row:
+                latest[row["key"]] = row
+        return {k: r for k, r in latest.items()
+                if r.get("status") == "failed" and not str(r.get("error") or "").startswith("worker died")}
+
     def done_keys(self) -> set[str]:
         """Keys whose status is "done" and whose out_dir exists."""
         return set(self.done_rows())

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from vidlens import __version__
 from vidlens.cli import common
+from vidlens.cli.batch_command import register as register_batch
 from vidlens.cli.data_commands import data_app
 from vidlens.cli.demo_command import register as register_demo
 from vidlens.cli.emotion_commands import register as register_emotion
@@ -64,6 +65,7 @@ register_emotion(app)
 register_export(app)
 register_stream(app)
 register_serve(app)
+register_batch(app)
 app.add_typer(data_app, name="data")
 register_summarize_video(summarize_app)
 app.add_typer(summarize_app, name="summarize")
