@@ -145,7 +145,17 @@ def test_bench_emotion_quick_writes_its_section(tmp_path, capsys):
     _, text = run_quick("bench_emotion", tmp_path / "RESULTS.md")
     section = text.split("## Emotion pipeline (bench_emotion.py)", 1)[1]
     assert "- Command: `python benchmarks/bench_emotion.py --quick" in section
-    names = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")][1:]
+    load, inputs = section.split("### Every kind of input", 1)
+
+    def table_rows(table: str) -> list[list[str]]:
+        return [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines() if line.startswith("| ")][1:]
+
+    # 640x360 idle and under a competing process: one thread both ways, the old 2 threads too.
+    assert {(r[3], r[4]) for r in table_rows(load)} == {("1", "none"), ("2", "none"), ("1", "2-thread matmul loop"),
+                                                  ("2", "2-thread matmul loop")}
+    assert all(r[0].startswith("real: faces/guangfan.avi -> 640x360") for r in table_rows(load))
+    assert "One thread, idle:" in load and "One thread, loaded:" in load
+    names = [r[0] for r in table_rows(inputs)]
     # Real footage first, then synthetic, each row labelled.
     assert names[:2] == ["real: expressions/happy (MEAD W011)", "real: carphone_pristine.mp4"]
     assert len(names) == 3 and names[2].startswith("synthetic: astronaut_720p.mp4")
@@ -153,7 +163,7 @@ def test_bench_emotion_quick_writes_its_section(tmp_path, capsys):
     assert "Slowest real input" in section and "Slowest synthetic input" in section
     rows = [line for line in section.splitlines() if line.startswith("| real: carphone")]
     assert rows and rows[0].split("|")[5].strip() == "1"  # one face track in carphone
-    assert "dominant expression of the face track is the acted one in" in section
+    assert "dominant expression is the acted one in" in section
 
 
 def test_bench_infer_quick_writes_its_section(tmp_path, capsys):

@@ -200,8 +200,7 @@ def _emotion(models: LoadedModels, config: ServeConfig, video: Path, out: Path, 
     if loaded.av is not None:
         from vidlens.tasks.emotion.av_apply import add_av_to_document, apply_av_model, write_av_outputs
 
-        progress("audio-visual", 0.0)
-        av = apply_av_model(analysed, loaded.av)
+        av = apply_av_model(analysed, loaded.av, progress=progress)
         files.update(write_av_outputs(av, out))
         add_av_to_document(doc, av)
     doc.pop("video", None)

@@ -23,7 +23,7 @@ import csv
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from vidlens.errors import CheckpointError
 SAMPLE_RATE = 16000
 READ_CHUNK = 32  # frames decoded per read_clip call (full-size frames are cropped right away)
 BATCH = 16  # windows per forward pass
+CHUNK_WINDOWS = 128  # windows whose frames are decoded and held at once
 MARGIN = 0.2  # added to each side of a face box (of its larger side) before the square crop
 
 
@@ -181,11 +182,10 @@ def _mel(audio: np.ndarray | None, start_s: float, spec: Any) -> np.ndarray:
     return log_mel(fixed, SAMPLE_RATE, spec.n_mels)[None]
 
 
-def apply_av_model(result: Any, av: AVModel) -> AVResult:
+def apply_av_model(result: Any, av: AVModel, progress: Callable[[str, float], None] | None = None) -> AVResult:
     """The model's class probabilities per face track of `result` (an `EmotionResult`) and per window
-    of each track; whole frames when `result` has no face track. Decodes only the frames it needs."""
-    import torch
-
+    of each track; whole frames when `result` has no face track. Decodes only the frames it needs,
+    `CHUNK_WINDOWS` windows at a time (bounded memory on long videos); `progress("audio-visual", s)`."""
     from vidlens.io import frame_index, read_audio
 
     spec, video, info = av.spec, result.path, result.info
@@ -214,6 +214,29 @@ def apply_av_model(result: Any, av: AVModel) -> AVResult:
         starts = np.linspace(0.0, max(0.0, duration - av.clip_s), n)
         jobs = [(None, (float(s), float(s) + av.clip_s), window_frames(index, float(s), float(s) + av.clip_s, spec.num_frames))
                 for s in starts]
+    jobs.sort(key=lambda job: job[1][0])  # in time order: each chunk decodes one stretch of the video
+    probs = np.zeros((len(jobs), len(av.labels)), np.float32)
+    for first in range(0, len(jobs), CHUNK_WINDOWS):
+        chunk = jobs[first:first + CHUNK_WINDOWS]
+        if progress is not None:
+            progress("audio-visual", chunk[0][1][0])
+        probs[first:first + len(chunk)] = _run_windows(chunk, result, tracks, index, audio, av)
+    for (owner, (start, end), _), row in zip(jobs, probs):
+        window = AVWindow(round(start, 3), round(min(end, duration), 3), row)
+        if owner is None:
+            out.frames = out.frames or AVTrack(None, [])
+            out.frames.windows.append(window)
+        else:
+            out.tracks.setdefault(owner, AVTrack(owner, [])).windows.append(window)
+    return out
+
+
+def _run_windows(jobs: list[tuple[int | None, tuple[float, float], np.ndarray]], result: Any, tracks: dict[int, Any],
+                 index: Any, audio: np.ndarray | None, av: AVModel) -> np.ndarray:
+    """`(len(jobs), K)` softmax probabilities of these windows: their frames decoded and cropped, their log-mels."""
+    import torch
+
+    spec, video, info = av.spec, result.path, result.info
     wanted = np.unique(np.concatenate([frames for _, _, frames in jobs]))
     crops: dict[tuple[int, int | None], np.ndarray] = {}  # (frame, track) -> uint8 (H,W,3)
     if tracks:
@@ -234,28 +257,18 @@ def apply_av_model(result: Any, av: AVModel) -> AVResult:
         _decode(video, wanted, None, keep)
     else:  # whole frames, shorter side `size`, as AudioVisualDataset reads its clips
         _decode(video, wanted, spec.size, lambda j, image: crops.__setitem__((j, None), image))
-    clips, mels = [], []
-    for owner, (start, _), frames in jobs:
-        clips.append(np.stack([crops[(int(j), owner)] for j in frames]))  # (T,H,W,C)
-        mels.append(_mel(audio, start, spec))
     probs = []
     with _one_thread(), torch.inference_mode():
         for i in range(0, len(jobs), BATCH):
-            video_x = torch.from_numpy(np.stack(clips[i:i + BATCH])).permute(0, 1, 4, 2, 3).float() / 255.0  # (B,T,C,H,W)
-            audio_x = torch.from_numpy(np.stack(mels[i:i + BATCH]))  # (B,1,n_mels,frames)
+            batch = jobs[i:i + BATCH]
+            clips = np.stack([np.stack([crops[(int(j), owner)] for j in frames]) for owner, _, frames in batch])  # (B,T,H,W,C)
+            video_x = torch.from_numpy(clips).permute(0, 1, 4, 2, 3).float() / 255.0  # (B,T,C,H,W)
+            audio_x = torch.from_numpy(np.stack([_mel(audio, start, spec) for _, (start, _), _ in batch]))  # (B,1,n_mels,frames)
             x: Any = {"video": video_x, "audio": audio_x}
             if isinstance(spec.inputs, str):
                 x = x[spec.inputs]
             probs.append(torch.softmax(av.model(x).float(), dim=-1).numpy())
-    p = np.concatenate(probs) if probs else np.zeros((0, len(av.labels)), np.float32)
-    for (owner, (start, end), _), row in zip(jobs, p):
-        window = AVWindow(round(start, 3), round(min(end, duration), 3), row)
-        if owner is None:
-            out.frames = out.frames or AVTrack(None, [])
-            out.frames.windows.append(window)
-        else:
-            out.tracks.setdefault(owner, AVTrack(owner, [])).windows.append(window)
-    return out
+    return np.concatenate(probs)
 
 
 def _probs(p: np.ndarray, labels: Sequence[str]) -> dict[str, float]:

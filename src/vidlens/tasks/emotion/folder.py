@@ -158,9 +158,7 @@ def analyse_one(video: Path, out_dir: Path, config: EmotionConfig, models: Emoti
     if models.av is not None:
         from vidlens.tasks.emotion.av_apply import apply_av_model
 
-        if progress is not None:
-            progress("audio-visual", 0.0)
-        av = apply_av_model(result, models.av)
+        av = apply_av_model(result, models.av, progress=progress)
     with staged_output(out_dir) as stage:
         files = write_emotion_outputs(result, stage.path, annotate=annotate)
         if av is not None:
