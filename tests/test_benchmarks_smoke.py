@@ -204,3 +204,14 @@ def test_bench_expressions_quick_writes_its_section(tmp_path, capsys):
     assert names[0].startswith("old pipeline") and any(n.startswith("+ peak aggregation = final default") for n in names)
     assert all(r[3] in ("0/2", "1/2", "2/2") for r in rows[1:])
     assert "leave-one-clip-out" in section and "End-to-end check" in section
+
+
+def test_bench_faces_quick_writes_its_section(tmp_path, capsys):
+    pytest.importorskip("facenet_pytorch")
+    _, text = run_quick("bench_faces", tmp_path / "RESULTS.md")
+    section = text.split("## Face detection (bench_faces.py)", 1)[1]
+    assert "- Command: `python benchmarks/bench_faces.py --quick" in section
+    names = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")][1:]
+    assert names and all(name.startswith("real: ") for name in names)  # real footage only
+    assert any("(no faces)" in name for name in names)
+    assert "MTCNN recall" in section and "Haar recall" in section and "Faceless real footage" in section

@@ -260,9 +260,11 @@ class MTCNNFaceDetector:
         scale = 12.0 / min_face
         side = min(height, width) * scale
         found, owners = [], []
+        level = stack
         while side >= 12:
             size = (int(width * scale + 1), int(height * scale + 1))
-            level = np.stack([cv2.resize(img, size, interpolation=cv2.INTER_AREA) for img in stack])
+            # each level shrunk from the one before (area averaging): ~1.5 image reads instead of one per level
+            level = np.stack([cv2.resize(img, size, interpolation=cv2.INTER_AREA) for img in level])
             reg, prob = self.pnet(_to_input(level))
             prob = prob[:, 1]
             mask = prob >= self.thresholds[0]
