@@ -9,12 +9,15 @@ Each actor of the pool loads the task's models once (`TaskSpec.load`, torch on o
 its GPU share when it has one. Only the driver writes the results table; the actors write the
 per-video folders, so OUT must be a path every node sees (a shared filesystem) on a multi-node cluster.
 
-Worker death (what Ray 2.60 does, measured by SIGKILLing an actor's process mid-batch): Ray restarts
-the actor (`max_restarts=-1`, its models are loaded again) and resubmits the call it was running
-(`max_task_retries=1`); one video in flight per actor (`max_tasks_in_flight_per_actor=1`), so a kill
-touches one video. A video whose second attempt dies too fails its block; `max_errored_blocks=-1`
-lets the dataset go on, and the driver records every video that got no row as failed
-("worker died: ..."). A rerun skips the done videos through `plan_batch`.
+Worker death (what Ray 2.60 does, measured by SIGKILLing actor processes and removing a node mid-batch):
+Ray restarts a dead actor (`max_restarts=-1`; it loads its models again) and resubmits the call it was
+running (`max_task_retries=1`); one video in flight per actor (`max_tasks_in_flight_per_actor=1`), so
+a kill touches one video. A video whose calls all failed fails its block; `max_errored_blocks=-1`
+lets the dataset go on. When a node dies, the resubmitted call fails at once (its actor has no node
+to restart on yet) without running: such videos get a second pass on a fresh pool. Attempts are
+counted by the staging folders killed attempts leave beside the video's folder (a shared
+filesystem), so a video is started at most twice whatever Ray resubmits; then the driver records
+it as failed ("worker died: ..."). A rerun skips the done videos through `plan_batch`.
 """
 
 from __future__ import annotations
@@ -31,14 +34,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from vidlens.batch.items import BatchItem, failed_row, run_item
+from vidlens.batch.items import BatchItem, failed_row, run_item, worker_name
 from vidlens.batch.store import ResultStore
 from vidlens.batch.tasks import get_task
 from vidlens.errors import ConfigError, VidlensError
 
-__all__ = ["run_ray", "import_ray", "RETRIES"]
+__all__ = ["run_ray", "import_ray", "ATTEMPTS"]
 
-RETRIES = 1  # a video whose actor dies is run once more, then recorded as failed
+ATTEMPTS = 2  # a video whose process dies is started once more, then recorded as failed
 _LOAD_ERROR = "__load_error__"
 _EXECUTOR_LOG = "ray.data._internal.execution.streaming_executor_state"
 _PROGRESS_LOG = "ray.data._internal.progress"
@@ -88,28 +91,35 @@ class _TaskActor:
                 out.append(json.dumps({_LOAD_ERROR: self.load_error}))
                 continue
             item = BatchItem(**json.loads(str(text)))
-            attempt = 1 + _clear_stale_stages(item.out_dir)
-            row = run_item(self.spec, self.models, item, self.options)
-            row["attempt"] = attempt
-            row["load_s"] = self.load_s
+            stale = _stale_stages(item.out_dir)
+            if len(stale) >= ATTEMPTS:  # Ray resubmitted a video whose process died on every attempt
+                row = failed_row(item, self.spec.name, f"worker died: its process died on each of its {len(stale)} "
+                                                      "attempts", worker=worker_name(), attempt=len(stale))
+            else:
+                row = run_item(self.spec, self.models, item, self.options)
+                row["attempt"] = len(stale) + 1
+                row["load_s"] = self.load_s
+            _remove(stale)
             out.append(json.dumps(row, default=str))
         return {"row": out}
 
 
-def _clear_stale_stages(out_dir: str) -> int:
-    """Remove the staging folders an earlier attempt at this video left when its process was killed;
-    returns how many (an attempt of a video runs only after the previous one's actor died)."""
+def _stale_stages(out_dir: str) -> list[Path]:
+    """The staging folders earlier attempts at this video left when their process was killed: one per
+    attempt that started and never finished (`.<name>.partial-<pid>-<hex>` beside `out_dir`)."""
     from vidlens.outputs import STAGING_MARK
 
     out = Path(out_dir)
     prefix = f".{out.name}{STAGING_MARK}"
     try:
-        stale = [p for p in out.parent.iterdir() if p.name.startswith(prefix) and p.is_dir()]
+        return [p for p in out.parent.iterdir() if p.name.startswith(prefix) and p.is_dir()]
     except OSError:
-        return 0
-    for path in stale:
+        return []
+
+
+def _remove(folders: list[Path]) -> None:
+    for path in folders:
         shutil.rmtree(path, ignore_errors=True)
-    return len(stale)
 
 
 @contextlib.contextmanager
@@ -184,30 +194,30 @@ class _BlockErrors(logging.Filter):
 def _data_settings(ray: Any) -> Iterator[_BlockErrors]:
     """Ray Data settings for a batch (restored afterwards): no progress bars (ours is `progress`),
     go on past blocks that failed twice, no 'no progress' timeout (one long video may take hours)."""
-    ctx = ray.data.DataContext.get_current()
-    settings = {"enable_progress_bars": False, "enable_operator_progress_bars": False, "max_errored_blocks": -1,
-                "execution_no_progress_timeout_s": -1}
-    saved = {name: getattr(ctx, name) for name in settings}
-    for name, value in settings.items():
-        setattr(ctx, name, value)
-    data_log = logging.getLogger("ray.data")
-    level = data_log.level
-    data_log.setLevel(logging.WARNING)  # not the INFO lines of every execution
-    errors = _BlockErrors()
-    filtered = [logging.getLogger(_EXECUTOR_LOG), logging.getLogger(_PROGRESS_LOG)]
-    for log in filtered:
-        log.addFilter(errors)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*ray_remote_args.*")  # max_restarts/max_task_retries
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")  # its own fields
-            yield errors
-    finally:
-        for log in filtered:
-            log.removeFilter(errors)
-        data_log.setLevel(level)
-        for name, value in saved.items():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*")  # max_restarts/max_task_retries
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")  # its own fields
+        ctx = ray.data.DataContext.get_current()
+        settings = {"enable_progress_bars": False, "enable_operator_progress_bars": False, "max_errored_blocks": -1,
+                    "execution_no_progress_timeout_s": -1}
+        saved = {name: getattr(ctx, name) for name in settings}
+        for name, value in settings.items():
             setattr(ctx, name, value)
+        data_log = logging.getLogger("ray.data")
+        level = data_log.level
+        data_log.setLevel(logging.WARNING)  # not the INFO lines of every execution
+        errors = _BlockErrors()
+        filtered = [logging.getLogger(_EXECUTOR_LOG), logging.getLogger(_PROGRESS_LOG)]
+        for log in filtered:
+            log.addFilter(errors)
+        try:
+            yield errors
+        finally:
+            for log in filtered:
+                log.removeFilter(errors)
+            data_log.setLevel(level)
+            for name, value in saved.items():
+                setattr(ctx, name, value)
 
 
 def run_ray(items: list[BatchItem], task: str, options: dict, store: ResultStore, address: str | None = None,
@@ -237,19 +247,19 @@ def run_ray(items: list[BatchItem], task: str, options: dict, store: ResultStore
         if progress is not None:
             progress(row)
 
-    with _cluster(ray, address, workers):
+    with _cluster(ray, address, workers), _data_settings(ray) as errors:
         size = _pool_size(ray, gpus_per_worker, workers, len(items))
         resources: dict[str, Any] = {"num_cpus": 1}
         if gpus_per_worker > 0:
             resources["num_gpus"] = gpus_per_worker
-        with _data_settings(ray) as errors:
-            ds = ray.data.from_items([{"item": json.dumps(asdict(item))} for item in items],
-                                     override_num_blocks=len(items))
+        todo = list(items)
+        for _ in range(ATTEMPTS):  # a second pass only for videos whose retry found no live actor (a dead node)
+            ds = ray.data.from_items([{"item": json.dumps(asdict(item))} for item in todo], override_num_blocks=len(todo))
             ds = ds.map_batches(
                 _TaskActor, batch_size=1, batch_format="numpy",
-                compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
+                compute=ray.data.ActorPoolStrategy(size=min(size, len(todo)), max_tasks_in_flight_per_actor=1),
                 fn_constructor_kwargs={"task": task, "options": dict(options)},
-                max_restarts=-1, max_task_retries=RETRIES, **resources)
+                max_restarts=-1, max_task_retries=ATTEMPTS - 1, **resources)
             for out in ds.iter_rows():
                 row = json.loads(out["row"])
                 if _LOAD_ERROR in row:
@@ -258,10 +268,14 @@ def run_ray(items: list[BatchItem], task: str, options: dict, store: ResultStore
                     continue
                 answered.add(row.get("out_dir"))
                 finish(row)
+            todo = [item for item in items if item.out_dir not in answered and len(_stale_stages(item.out_dir)) < ATTEMPTS]
+            if not todo:
+                break
         reason = errors.reasons[-1] if errors.reasons else "no result came back"
         for item in items:
             if item.out_dir not in answered:
-                _clear_stale_stages(item.out_dir)  # what its last attempt had staged
-                finish(failed_row(item, task, f"worker died: {reason} (tried {RETRIES + 1} times)",
-                                  worker="ray actor", attempt=RETRIES + 1))
+                stale = _stale_stages(item.out_dir)
+                _remove(stale)  # what its attempts had staged
+                finish(failed_row(item, task, f"worker died: {reason} (tried {max(len(stale), 1)} times)",
+                                  worker="ray actor", attempt=max(len(stale), 1)))
     return rows
