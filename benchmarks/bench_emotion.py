@@ -190,6 +190,27 @@ def _cpu_ticks(pid: int) -> float | None:
         return None
 
 
+def stage_split(path: Path, fps: float, models: tuple) -> dict:
+    """Where one thread's time goes on `path`: decode (ms per sampled frame), face detection (ms per
+    frame), expression crops + networks (ms per face), each timed alone on the same frames."""
+    expression, detector = models
+    with torch_threads(1):
+        start = time.perf_counter()
+        frames = [f.image for f in iter_frames(path, fps=fps, size=None)]
+        decode = time.perf_counter() - start
+        start = time.perf_counter()
+        boxes = [detector.detect(image) for image in frames]
+        detect = time.perf_counter() - start
+        start = time.perf_counter()
+        crops = [expression.crops(image, b) for image, b in zip(frames, boxes) if b]
+        faces = sum(len(b) for b in boxes)
+        if crops:
+            expression.classify_crops([np.concatenate([c[m] for c in crops]) for m in range(len(expression.members))])
+        classify = time.perf_counter() - start
+    return {"decode_ms": 1000 * decode / max(len(frames), 1), "detect_ms": 1000 * detect / max(len(frames), 1),
+            "classify_ms": 1000 * classify / max(faces, 1), "faces": faces, "frames": len(frames)}
+
+
 def run_load(inputs: list[tuple[str, list[Path]]], fps: float, quick: bool) -> tuple[list[dict], dict]:
     """Each input idle then under a competing process, one thread; guangfan also on 2 threads."""
     two_thread = {inputs[0][0] if quick else inputs[1][0]} if inputs else set()
@@ -213,12 +234,15 @@ def run_load(inputs: list[tuple[str, list[Path]]], fps: float, quick: bool) -> t
                              "detections": sum(r["detections"] for r in done), "realtime": video_s / busy_s,
                              "load_avg": load_avg})
 
+    split_input = inputs[0][1][0] if quick else inputs[1][1][0]
     measure("idle")
+    competitor["split idle"] = stage_split(split_input, fps, models[1])
     process = subprocess.Popen([sys.executable, "-c", COMPETITOR])
     try:
         time.sleep(1.5)  # let it spin up
         cpu0, t0 = _cpu_ticks(process.pid), time.perf_counter()
         measure("loaded")
+        competitor["split loaded"] = stage_split(split_input, fps, models[1])
         cpu1, t1 = _cpu_ticks(process.pid), time.perf_counter()
         if cpu0 is not None and cpu1 is not None:
             competitor["cores"] = (cpu1 - cpu0) / (t1 - t0)
@@ -303,6 +327,12 @@ def load_table(rows: list[dict], competitor: dict, fps: float, lines: list[str])
         if 1 in pair and 2 in pair:
             mine.append(f"{pair[2]['name'][6:]}, {load}: 2 threads {pair[2]['realtime']:.2f}x vs 1 thread "
                         f"{pair[1]['realtime']:.2f}x real time (2 threads {pair[1]['realtime'] / pair[2]['realtime']:.1f}x slower)")
+    for load in ("idle", "loaded"):
+        split = competitor.get(f"split {load}")
+        if split:
+            mine.append(f"Where one thread's time goes on guangfan 640x360, {load}: decode {split['decode_ms']:.1f} ms/frame, "
+                        f"face detection {split['detect_ms']:.1f} ms/frame, expressions {split['classify_ms']:.1f} ms/face "
+                        f"({split['faces']} faces in {split['frames']} frames; each stage timed alone)")
     if competitor.get("cores") is not None:
         mine.append(f"The competing process used {competitor['cores']:.2f} cores on average while the loaded rows ran")
     lines.extend(mine)

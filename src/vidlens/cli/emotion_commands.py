@@ -93,7 +93,8 @@ def _emotion_folder(target: Path, out: Path, config, av_model: Path | None, anno
 
     videos = list_inputs(target, exclude=out)
     base = target if target.is_dir() else target.parent
-    names = [os.path.relpath(v, base) if not os.path.relpath(v, base).startswith("..") else str(v) for v in videos]
+    relative = [os.path.relpath(v, base) for v in videos]
+    names = [r if not r.startswith("..") else str(v) for r, v in zip(relative, videos)]
     models = EmotionModels.load(config, av_model)
     console.print(f"{len(videos)} videos; models loaded once in {models.load_s:.1f} s", highlight=False)
     durations: dict[int, float] = {}
@@ -127,7 +128,7 @@ def _emotion_folder(target: Path, out: Path, config, av_model: Path | None, anno
                 text += "; " + _av_text(outcome.av.labels, outcome.av.video_probs,
                                         sum(len(t.windows) for t in outcome.av.tracks.values()) or
                                         (len(outcome.av.frames.windows) if outcome.av.frames else 0), outcome.av.fusion)
-            console.print(escape(text) + f"  [{outcome.seconds:.1f} s]", highlight=False, soft_wrap=True)
+            console.print(escape(f"{text}  [{outcome.seconds:.1f} s]"), highlight=False, soft_wrap=True)
 
         outcomes = analyse_folder(videos, out, config, models, names=names, annotate=annotate, progress=progress, done=done)
     failed = [o for o in outcomes if o.status != "ok"]
