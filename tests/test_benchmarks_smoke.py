@@ -215,3 +215,16 @@ def test_bench_faces_quick_writes_its_section(tmp_path, capsys):
     assert names and all(name.startswith("real: ") for name in names)  # real footage only
     assert any("(no faces)" in name for name in names)
     assert "MTCNN recall" in section and "Haar recall" in section and "Faceless real footage" in section
+
+
+def test_bench_batch_quick_writes_its_section(tmp_path, capsys):
+    _, text = run_quick("bench_batch", tmp_path / "RESULTS.md")
+    assert text.count("## Batch processing (bench_batch.py)") == 1
+    section = text.split("## Batch processing (bench_batch.py)", 1)[1]
+    assert "- Command: `python benchmarks/bench_batch.py --quick" in section
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in section.splitlines() if line.startswith("| ")]
+    assert rows[0][:3] == ["task", "method", "videos"]
+    methods = [r[1] for r in rows[1:]]
+    assert "loop of single-video commands" in methods and any(m.startswith("vidlens batch, local engine") for m in methods)
+    assert all(r[5].endswith("x") for r in rows[1:])  # a ratio against the loop, in the same run
+    assert "1 M videos" in section

@@ -33,6 +33,7 @@ __all__ = ["BatchItem", "plan_batch", "run_item", "list_videos", "content_hash",
 
 CHUNK = 1 << 20
 HASH_CACHE = ".content_hashes.json"
+MANIFEST_SUFFIXES = (".csv", ".txt")
 RESERVED_NAMES = ("results.jsonl", "results.parquet", HASH_CACHE)
 
 
@@ -72,7 +73,6 @@ def list_videos(inputs: str | os.PathLike[str], out: str | os.PathLike[str] | No
     a glob (`'clips/**/*.mp4'`) or a manifest (`.csv` with a `path` column, `.txt` one path a line).
     Manifest entries are kept even when missing (they become failed rows)."""
     from vidlens.io import VIDEO_EXTENSIONS
-    from vidlens.tasks.emotion.folder import is_manifest, read_manifest
 
     text = os.fspath(inputs)
     skip = Path(os.path.abspath(out)) if out is not None else None
@@ -81,7 +81,7 @@ def list_videos(inputs: str | os.PathLike[str], out: str | os.PathLike[str] | No
         a = Path(os.path.abspath(p))
         return skip is None or (a != skip and skip not in a.parents)
 
-    if is_manifest(text):
+    if Path(text).is_file() and Path(text).suffix.lower() in MANIFEST_SUFFIXES:
         return [Path(os.path.abspath(p)) for p in read_manifest(text)]
     if Path(text).is_dir():
         root = Path(text)
@@ -99,6 +99,30 @@ def list_videos(inputs: str | os.PathLike[str], out: str | os.PathLike[str] | No
     if Path(text).is_file():
         return [Path(os.path.abspath(text))]
     raise DatasetError(text, "not a folder, a glob, a manifest (.csv with a path column, .txt one path a line) or a file")
+
+
+def read_manifest(path: str | os.PathLike[str]) -> list[Path]:
+    """The paths a `.csv` (column `path`) or `.txt` (one a line, `#` comments) manifest lists, in its order;
+    relative ones are relative to the manifest's folder. (The format of `vidlens emotion LIST`.)"""
+    import csv
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(path, f"cannot read the manifest ({exc})") from None
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        columns = [c.strip() for c in reader.fieldnames or []]
+        if "path" not in columns:
+            raise DatasetError(path, f"the manifest needs a 'path' column (has {', '.join(columns) or 'none'})")
+        entries = [(row.get("path") or "").strip() for row in reader]
+    else:
+        entries = [line.strip() for line in text.splitlines()]
+    entries = [e for e in entries if e and not e.startswith("#")]
+    if not entries:
+        raise DatasetError(path, "the manifest lists no videos")
+    return [Path(e) if Path(e).is_absolute() else path.parent / e for e in entries]
 
 
 def _folder_names(videos: list[Path]) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -47,10 +48,7 @@ def _one_thread() -> None:
 def _worker_main(conn: Connection, task: str, options: dict[str, Any]) -> None:
     """Load once, then: receive an item, send its row; None or a closed pipe ends the worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _one_thread()
-    import torch
-
-    torch.set_num_threads(1)
+    _one_thread()  # torch reads OMP_NUM_THREADS when (if) a task imports it: shots never does
     from vidlens.batch.tasks import get_task
 
     start = time.perf_counter()
@@ -63,6 +61,8 @@ def _worker_main(conn: Connection, task: str, options: dict[str, Any]) -> None:
     except Exception as exc:  # noqa: BLE001 - reported to the driver, which stops the batch
         conn.send(("load_failed", f"{type(exc).__name__}: {exc}"))
         return
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
     load_s = round(time.perf_counter() - start, 3)
     conn.send(("ready", os.getpid(), load_s))
     while True:

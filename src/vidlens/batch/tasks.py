@@ -232,70 +232,82 @@ def _features_run(models: Any, video: Path, out_dir: Path, options: dict[str, An
     return {"dim": int(embedding.shape[0]), "frames": len(keep)}
 
 
-def _build_tasks() -> dict[str, TaskSpec]:
+def _classify_spec() -> TaskSpec:
+    return TaskSpec("classify", _classify_load, _classify_run, ("label", "score"),
+                    {"checkpoint": None, "weight": None, "top_k": 5, "test_clips": None},
+                    ("predictions.jsonl", "predictions.csv"), "top-k labels from a trained checkpoint")
+
+
+def _shots_spec() -> TaskSpec:
+    return TaskSpec("shots", _shots_load, _shots_run, ("shots", "boundaries"), _shots_defaults(),
+                    ("scenes.json", "scenes.csv", "scores.png"), "shot boundaries and scenes")
+
+
+def _keyframes_spec() -> TaskSpec:
     from vidlens.tasks.keyframes import KeyframeConfig
+
+    return TaskSpec("keyframes", _embedder_load, _keyframes_run, ("keyframes",), asdict(KeyframeConfig()),
+                    ("keyframes.json", "contact_sheet.png", "keyframes/"), "representative frames per shot")
+
+
+def _summarize_spec() -> TaskSpec:
     from vidlens.tasks.summarize.pipeline import SummaryConfig
 
-    return {
-        "classify": TaskSpec("classify", _classify_load, _classify_run, ("label", "score"),
-                             {"checkpoint": None, "weight": None, "top_k": 5, "test_clips": None},
-                             ("predictions.jsonl", "predictions.csv"), "top-k labels from a trained checkpoint"),
-        "shots": TaskSpec("shots", _shots_load, _shots_run, ("shots", "boundaries"), _shots_defaults(),
-                          ("scenes.json", "scenes.csv", "scores.png"), "shot boundaries and scenes"),
-        "keyframes": TaskSpec("keyframes", _embedder_load, _keyframes_run, ("keyframes",), asdict(KeyframeConfig()),
-                              ("keyframes.json", "contact_sheet.png", "keyframes/"), "representative frames per shot"),
-        "summarize": TaskSpec("summarize", _summarize_load, _summarize_run, ("segments", "summary_s"),
-                              asdict(SummaryConfig()),
-                              ("summary.json", "segments.csv", "importance.png", "summary.mp4", "keyframes/"),
-                              "a short summary video"),
-        "emotion": TaskSpec("emotion", _emotion_load, _emotion_run, ("faces", "dominant", "valence", "sentiment", "confidence"),
-                            _emotion_defaults(), ("emotion.json", "emotion.csv", "emotion.png"),
-                            "facial (and voice) emotion per face track and per video"),
-        "features": TaskSpec("features", _embedder_load, _features_run, ("dim", "frames"),
-                             {"features": "mobilenet_v2", "frames": 16, "size": 224},
-                             ("embedding.npy", "frame_embeddings.npy", "features.json"),
-                             "one mean-pooled ImageNet embedding per video, for retrieval"),
-    }
+    return TaskSpec("summarize", _summarize_load, _summarize_run, ("segments", "summary_s"), asdict(SummaryConfig()),
+                    ("summary.json", "segments.csv", "importance.png", "summary.mp4", "keyframes/"),
+                    "a short summary video")
+
+
+def _emotion_spec() -> TaskSpec:
+    return TaskSpec("emotion", _emotion_load, _emotion_run, ("faces", "dominant", "valence", "sentiment", "confidence"),
+                    _emotion_defaults(), ("emotion.json", "emotion.csv", "emotion.png"),
+                    "facial (and voice) emotion per face track and per video")
+
+
+def _features_spec() -> TaskSpec:
+    return TaskSpec("features", _embedder_load, _features_run, ("dim", "frames"),
+                    {"features": "mobilenet_v2", "frames": 16, "size": 224},
+                    ("embedding.npy", "frame_embeddings.npy", "features.json"),
+                    "one mean-pooled ImageNet embedding per video, for retrieval")
+
+
+# name -> builder; a spec is built on first use (its defaults import that task's config, and some of
+# those modules import torch: a shots batch should not pay for that).
+_BUILDERS: dict[str, Callable[[], TaskSpec]] = {
+    "classify": _classify_spec, "shots": _shots_spec, "keyframes": _keyframes_spec,
+    "summarize": _summarize_spec, "emotion": _emotion_spec, "features": _features_spec,
+}
 
 
 class _Tasks(dict):
-    """`TASKS`: built on first use, so importing the batch package imports no task code."""
+    """`TASKS`: name -> TaskSpec, each built on first access; `in`, `len` and iterating names build nothing."""
 
-    def _fill(self) -> None:
-        if not dict.__len__(self):
-            self.update(_build_tasks())
-
-    def __getitem__(self, key: str) -> TaskSpec:
-        self._fill()
-        return dict.__getitem__(self, key)
+    def __missing__(self, key: str) -> TaskSpec:
+        if key not in _BUILDERS:
+            raise KeyError(key)
+        spec = self[key] = _BUILDERS[key]()
+        return spec
 
     def __contains__(self, key: object) -> bool:
-        self._fill()
-        return dict.__contains__(self, key)
+        return key in _BUILDERS
 
     def __iter__(self):
-        self._fill()
-        return dict.__iter__(self)
+        return iter(_BUILDERS)
 
     def __len__(self) -> int:
-        self._fill()
-        return dict.__len__(self)
+        return len(_BUILDERS)
 
     def keys(self):
-        self._fill()
-        return dict.keys(self)
+        return _BUILDERS.keys()
 
     def values(self):
-        self._fill()
-        return dict.values(self)
+        return [self[k] for k in _BUILDERS]
 
     def items(self):
-        self._fill()
-        return dict.items(self)
+        return [(k, self[k]) for k in _BUILDERS]
 
     def get(self, key: str, default: Any = None) -> Any:
-        self._fill()
-        return dict.get(self, key, default)
+        return self[key] if key in _BUILDERS else default
 
 
 TASKS: dict[str, TaskSpec] = _Tasks()
