@@ -174,9 +174,13 @@ def test_a_killed_actor_loses_no_video(cluster, video_folder, tmp_path):
     assert not Path(table[always]["out_dir"]).exists()
 
 
-def test_killing_the_ray_driver_then_rerunning_finishes_only_the_missing_videos(cluster, video_folder, tmp_path):
+def test_killing_the_ray_driver_then_rerunning_finishes_only_the_missing_videos(cluster, video_folder, tmp_path,
+                                                                               monkeypatch):
     """The batch's driver (connected to the cluster with --address) is killed -9 after its first rows;
-    the cluster ends its actors; a rerun runs only the videos without a done row."""
+    the cluster ends its actors; a rerun runs only the videos without a done row (in blocks of several
+    videos, as a batch of many thousands is cut)."""
+    from vidlens.batch import ray_engine
+
     out = tmp_path / "out"
     env = {**os.environ, **RAY_ENV, "OMP_NUM_THREADS": "1"}
     cmd = [str(VIDLENS), "--quiet", "batch", "shots", str(video_folder), "--out", str(out), "--engine", "ray",
@@ -194,6 +198,8 @@ def test_killing_the_ray_driver_then_rerunning_finishes_only_the_missing_videos(
         process.wait()
     first = ResultStore(out).rows()
     assert 1 <= len(first) < 7
+    monkeypatch.setattr(ray_engine, "MIN_BLOCKS", 2)
+    monkeypatch.setattr(ray_engine, "BLOCKS_PER_ACTOR", 1)
     assert cli("--quiet", "batch", "shots", video_folder, "--out", out, "--engine", "ray", "--no-plot") == 2
     rows = ResultStore(out).rows()
     again = rows[len(first):]

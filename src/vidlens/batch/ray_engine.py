@@ -42,6 +42,11 @@ from vidlens.errors import ConfigError, VidlensError
 __all__ = ["run_ray", "import_ray", "ATTEMPTS"]
 
 ATTEMPTS = 2  # a video whose process dies is started once more, then recorded as failed
+# Input blocks: one video each up to max(MIN_BLOCKS, BLOCKS_PER_ACTOR x pool) videos, then that many blocks of
+# several videos (the driver holds one object per block: 1 M single-video blocks cost ~8 GB and 20 min to make).
+# Rows still reach the driver one by one (target_max_block_size=1); a retried block runs all its videos again.
+MIN_BLOCKS = 2000
+BLOCKS_PER_ACTOR = 8
 _LOAD_ERROR = "__load_error__"
 _EXECUTOR_LOG = "ray.data._internal.execution.streaming_executor_state"
 _PROGRESS_LOG = "ray.data._internal.progress"
@@ -193,13 +198,15 @@ class _BlockErrors(logging.Filter):
 @contextlib.contextmanager
 def _data_settings(ray: Any) -> Iterator[_BlockErrors]:
     """Ray Data settings for a batch (restored afterwards): no progress bars (ours is `progress`),
-    go on past blocks that failed twice, no 'no progress' timeout (one long video may take hours)."""
+    go on past blocks that failed twice, no 'no progress' timeout (one long video may take hours), every
+    output row its own block (it reaches the driver as soon as its video is done, even when an input
+    block holds several videos)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*")  # max_restarts/max_task_retries
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")  # its own fields
         ctx = ray.data.DataContext.get_current()
         settings = {"enable_progress_bars": False, "enable_operator_progress_bars": False, "max_errored_blocks": -1,
-                    "execution_no_progress_timeout_s": -1}
+                    "execution_no_progress_timeout_s": -1, "target_max_block_size": 1}  # 1 byte: a block per row
         saved = {name: getattr(ctx, name) for name in settings}
         for name, value in settings.items():
             setattr(ctx, name, value)
@@ -254,7 +261,8 @@ def run_ray(items: list[BatchItem], task: str, options: dict, store: ResultStore
             resources["num_gpus"] = gpus_per_worker
         todo = list(items)
         for _ in range(ATTEMPTS):  # a second pass only for videos whose retry found no live actor (a dead node)
-            ds = ray.data.from_items([{"item": json.dumps(asdict(item))} for item in todo], override_num_blocks=len(todo))
+            blocks = min(len(todo), max(MIN_BLOCKS, BLOCKS_PER_ACTOR * size))
+            ds = ray.data.from_items([{"item": json.dumps(asdict(item))} for item in todo], override_num_blocks=blocks)
             ds = ds.map_batches(
                 _TaskActor, batch_size=1, batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=min(size, len(todo)), max_tasks_in_flight_per_actor=1),
