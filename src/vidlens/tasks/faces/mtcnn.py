@@ -256,7 +256,7 @@ class MTCNNFaceDetector:
         import torch
         from torchvision.ops import batched_nms
 
-        count, height, width = stack.shape[:3]
+        height, width = stack.shape[1:3]
         scale = 12.0 / min_face
         side = min(height, width) * scale
         found, owners = [], []
@@ -327,6 +327,8 @@ class MTCNNFaceDetector:
 def _rgb(image: np.ndarray) -> np.ndarray:
     if image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got {image.dtype}")
+    if image.size == 0:
+        raise ValueError(f"empty image (shape {image.shape})")
     if image.ndim == 2:
         return np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim == 3 and image.shape[2] == 1:
