@@ -167,3 +167,32 @@ def test_killing_the_batch_then_rerunning_finishes_only_the_missing_videos(video
     assert {r["video"] for r in again}.isdisjoint({r["video"] for r in first if r["status"] == "done"})
     table = pq.read_table(out / "results.parquet").to_pylist()
     assert len(table) == 7 and sum(r["status"] == "done" for r in table) == 6
+
+
+def test_store_survives_a_row_cut_by_a_kill(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append({"video": "/a.mp4", "key": "k1", "status": "done", "out_dir": str(tmp_path), "shots": 2})
+    with open(store.jsonl, "a") as handle:
+        handle.write('{"video": "/b.mp4", "key": "k2", "sta')  # the kill came in the middle of a write
+    store.append({"video": "/c.mp4", "key": "k3", "status": "failed", "error": "bad", "out_dir": None, "shots": None})
+    assert [r["video"] for r in store.rows()] == ["/a.mp4", "/c.mp4"]
+    assert store.done_keys() == {"k1"} and set(store.failed_rows()) == {"k3"}
+    table = pq.read_table(store.write_table()).to_pylist()
+    assert [(r["video"], r["status"], r["shots"]) for r in table] == [("/a.mp4", "done", 2), ("/c.mp4", "failed", None)]
+
+
+def test_inputs_by_glob_and_manifest_with_shared_stems(video_folder, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "bikes.mp4").write_bytes((video_folder / "bikes.mp4").read_bytes() + b"\0")  # same stem, other content
+    manifest = tmp_path / "list.csv"
+    manifest.write_text(f"path\n{video_folder / 'bikes.mp4'}\nother/bikes.mp4\nmissing.mp4\n")
+    out = tmp_path / "out"
+    todo, done = plan_batch(manifest, "shots", {}, out, ResultStore(out))
+    names = [Path(i.out_dir).name for i in todo]
+    assert len(todo) == 3 and not done and len(set(names)) == 3 and all(n.startswith(("bikes_", "missing")) for n in names)
+    assert len({i.key for i in todo}) == 3
+    todo, _ = plan_batch(str(video_folder / "*.avi"), "shots", {}, out, ResultStore(out))
+    assert [Path(i.video).name for i in todo] == ["tree.avi"]
+    with pytest.raises(Exception, match="no option"):
+        plan_batch(video_folder, "shots", {"no_such_option": 1}, out, ResultStore(out))
