@@ -3,7 +3,7 @@
 A video's key is sha256 over (sha256 of the file's bytes, task name, canonical JSON of the resolved
 options plus the content hashes of files they name, vidlens version): a rerun skips a video whose
 key already has a `done` row, so renaming or moving a file does not redo it and editing it does.
-The file is hashed whole, in 1 MiB chunks (about 1 GB/s: fine for clips up to a few hundred MB;
+The file is hashed whole, in 1 MiB chunks, 4 files at a time (fine for clips up to a few hundred MB;
 hashes are cached in OUT/.content_hashes.json by (path, size, mtime), so a rerun reads nothing again).
 """
 
@@ -152,6 +152,13 @@ class _HashCache:
             self.data = {}
         self.changed = False
 
+    def fill(self, videos: list[Path], threads: int = 4) -> None:
+        """Hash every file not cached yet, `threads` at a time (hashlib releases the GIL on large reads)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(self.get, videos))
+
     def get(self, video: Path) -> str | None:
         """The file's content hash, or None when it cannot be read (the run will say why)."""
         try:
@@ -207,6 +214,7 @@ def plan_batch(inputs: str | Path, task: str, options: dict, out: Path, store: R
     names = _folder_names(videos)
     fingerprint = option_fingerprint(resolved)
     cache = _HashCache(out)
+    cache.fill(videos)
     done = store.done_rows()
     if skip_failed:
         done = {**store.failed_rows(), **done}
