@@ -153,7 +153,8 @@ def run_local(items: list[BatchItem], task: str, options: dict, store: ResultSto
         if not w.ready:
             load_deaths += 1
             if load_deaths > MAX_LOAD_DEATHS:
-                raise VidlensError(None, f"batch workers keep dying while loading the {task} models ({reason})")
+                raise VidlensError(None, f"batch workers keep dying while loading the {task} models ({reason}); "
+                                        "a script that calls run_local needs `if __name__ == \"__main__\":` (spawn)")
         if w.item is not None:
             if w.attempt < 2:
                 queue.appendleft((w.item, w.attempt + 1))
