@@ -10,12 +10,15 @@ as a user runs it (a fresh output folder, wall clock from the command's start to
 
 - loop: `vidlens shots FILE --out D` / `vidlens predict FILE --checkpoint C --out D`, one process per
   video, one after the other (each pays Python start-up, imports and model loading);
-- local engine: `vidlens batch TASK FOLDER --out OUT --workers N` (models loaded once per worker).
+- local engine: `vidlens batch TASK FOLDER --out OUT --workers N` (models loaded once per worker);
+- Ray engine: the same with `--engine ray`: the command starts a local Ray cluster of N CPUs, runs the
+  Ray Data actor pool, stops the cluster. The notes give its start-up (command start -> first video)
+  and its overhead per video (worker-seconds per video after start-up) against the local engine's.
 
 "vs loop" is the loop's wall time / the method's. The per-video cost (the `seconds` column of
 results.parquet: one video on one worker, models loaded) and the worker start-up (`load_s`) give the
 1 M-video estimate in the notes. Adding an engine is one function in `ENGINES` (name -> runner).
---quick: 3 videos, shots only, one run each. Batch methods: the fastest of --repeats runs (2).
+--quick: 3 videos, shots only, one run each, no Ray. Batch methods: the fastest of --repeats runs (2).
 
 Results go to the "## Batch processing (bench_batch.py)" section of benchmarks/RESULTS.md.
 """
@@ -116,14 +119,25 @@ def run_batch(folder: Path, task: str, extra: list[str], out: Path, workers: int
     """`vidlens batch` end to end; per-video and load seconds from its results table."""
     from vidlens.batch import ResultStore
 
+    from datetime import datetime
+
+    t0 = time.time()
     wall = _timed([VIDLENS, "--quiet", "batch", task, str(folder), "--out", str(out), "--workers", str(workers),
                    *engine_args, *extra])
     rows = ResultStore(out).rows()
     bad = [r for r in rows if r.get("status") != "done"]
     if bad:
         raise RuntimeError(f"batch {task}: {len(bad)} videos failed: {bad[0].get('error')}")
+    starts = [datetime.fromisoformat(r["started"]).timestamp() - t0 for r in rows]
+    first, last = min(starts), max(s + r["seconds"] for s, r in zip(starts, rows))  # first video begins, last one ends
     return {"wall": wall, "per_video": statistics.mean(r["seconds"] for r in rows),
-            "load": statistics.mean(r["load_s"] for r in rows if r.get("load_s") is not None)}
+            "load": statistics.mean(r["load_s"] for r in rows if r.get("load_s") is not None),
+            "first": first, "busy": (last - first) * workers / len(rows), "end": wall - last}
+
+
+def run_ray(folder: Path, task: str, extra: list[str], out: Path, workers: int) -> dict:
+    """`vidlens batch --engine ray`: a local Ray cluster of `workers` CPUs started (and stopped) by the command."""
+    return run_batch(folder, task, extra, out, workers, ("--engine", "ray"))
 
 
 # name -> (label in the table, runner(folder, task, task args, out, workers) -> {"wall", "per_video", "load"}, workers)
@@ -132,6 +146,7 @@ ENGINES: dict[str, tuple[str, Runner, int | None]] = {
     "loop": ("loop of single-video commands", run_loop, 1),
     "local1": ("vidlens batch, local engine, 1 worker", run_batch, 1),
     "local": ("vidlens batch, local engine, {workers} workers", run_batch, None),  # None: --workers
+    "ray": ("vidlens batch, Ray engine, {workers} actors", run_ray, None),
 }
 
 
@@ -148,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [t for t in (args.tasks or ("shots" if args.quick else "shots,classify")).split(",") if t]
     engines = [e for e in args.engines.split(",") if e]
     if args.quick:
-        engines = [e for e in engines if e != "local1"]
+        engines = [e for e in engines if e not in ("local1", "ray")]  # ray: its start-up alone is ~10 s
         args.repeats = 1
     load_avg = os.getloadavg()[0]
     started, machine = common.now(), common.machine_info()
@@ -157,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     notes = common.Notes()
     table: list[list] = []
     costs: dict[str, dict] = {}
+    ray_notes: list[tuple[str, dict, dict, float | None]] = []
     try:
         folder = inputs(work, args.quick)
         n = len(list(folder.iterdir()))
@@ -184,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             batch = results.get("local") or next((r for r in results.values() if r["per_video"] is not None), None)
             if batch is not None and batch["per_video"] is not None:
                 costs[task] = {"per_video": batch["per_video"], "load": batch["load"]}
+            if "ray" in results and "local" in results:
+                ray_notes.append((task, results["ray"], results["local"], results.get("loop", {}).get("wall")))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     headers = ["task", "method", "videos", "wall s", "videos/s", "vs loop", "s per video on a worker", "model load s per worker"]
@@ -200,6 +218,15 @@ def main(argv: list[str] | None = None) -> int:
         notes.add(f"1 M videos of this kind, {task}: {per_core:.2f} s/video/core -> {MILLION * per_core / 3600:,.0f} "
                   f"core-hours; on {cores} cores {MILLION * per_core / cores / 86400:.1f} days, on 100 nodes x 32 cores "
                   f"{MILLION * per_core / 3200 / 60:.0f} min (start-up {c['load']:.1f} s per worker, once).")
+    for task, r, local, loop in ray_notes:
+        notes.add(f"Ray, {task}: {n / r['wall']:.2f} videos/s = {local['wall'] / r['wall']:.2f}x the local engine"
+                  + (f", {loop / r['wall']:.2f}x the loop" if loop else "") + f" on {r['workers']} cores. Start-up (command "
+                  f"start -> first video begins: Python, a local Ray cluster, actors, models) {r['first']:.1f} s vs "
+                  f"{local['first']:.1f} s local: Ray costs {r['first'] - local['first']:+.1f} s once. After start-up, "
+                  f"{r['busy']:.2f} vs {local['busy']:.2f} worker-s per video (first video begins -> last ends, x workers / videos): "
+                  f"Ray's overhead {r['busy'] - local['busy']:+.2f} s per video (in-worker time alone: {r['per_video']:.2f} vs "
+                  f"{local['per_video']:.2f} s, {r['per_video'] - local['per_video']:+.2f}). After the last video: "
+                  f"{r['end']:.1f} s vs {local['end']:.1f} s (Parquet table, stopping the cluster / the workers).")
     common.publish_table_section(args.results, SECTION, argv, __file__, ("torch", "av", "pyarrow"), headers, table,
                                  "llrrrrrr", notes, started=started, machine=machine, write=not args.no_write)
     return 0

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -73,9 +74,6 @@ class _TaskActor:
     def __init__(self, task: str, options: dict[str, Any]) -> None:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
             os.environ[name] = "1"
-        import torch
-
-        torch.set_num_threads(1)
         self.spec = get_task(task)
         self.options = options
         self.models: Any = None
@@ -88,6 +86,8 @@ class _TaskActor:
         except Exception as exc:  # noqa: BLE001 - same
             self.load_error = f"{type(exc).__name__}: {exc}"
         self.load_s = round(time.perf_counter() - start, 3)
+        if "torch" in sys.modules:  # one intra-op thread (a shots actor never imports torch)
+            sys.modules["torch"].set_num_threads(1)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
         out = []
