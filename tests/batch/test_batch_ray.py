@@ -46,6 +46,16 @@ def by_name(rows: list[dict]) -> dict[str, dict]:
     return {Path(r["video"]).name: r for r in rows}
 
 
+def pool_released(timeout: float = 10.0) -> bool:
+    """Both CPUs of the test cluster free again (Ray frees a killed actor's CPU asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ray.available_resources().get("CPU") == 2:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """One local Ray cluster for the module (2 CPUs); the engine uses it as it is. Yields its address."""
@@ -94,7 +104,7 @@ def test_shots_on_ray_match_the_local_engine_and_vidlens_shots(cluster, video_fo
         ours = json.loads((Path(ray_table[name]["out_dir"]) / "scenes.json").read_text())
         assert ours["boundaries"] == single["boundaries"] and ours["scenes"] == single["scenes"]
     assert len(ResultStore(on_ray).rows()) == len(ray_table)  # one row per video
-    assert ray.available_resources().get("CPU") == 2  # the actor pool is gone
+    assert pool_released()
 
 
 def test_classify_on_ray_matches_the_local_engine_and_vidlens_predict(cluster, video_folder, checkpoint, tmp_path):
@@ -209,3 +219,32 @@ def test_killing_the_ray_driver_then_rerunning_finishes_only_the_missing_videos(
     table = pq.read_table(out / "results.parquet").to_pylist()
     assert len(table) == 7 and sum(r["status"] == "done" for r in table) == 6
     assert not [p for p in out.iterdir() if STAGING_MARK in p.name]
+
+
+def test_a_model_that_cannot_load_stops_the_batch_with_its_reason(cluster, video_folder, tmp_path):
+    from vidlens.batch.ray_engine import run_ray
+    from vidlens.errors import VidlensError
+
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a checkpoint")
+    out = tmp_path / "out"
+    store = ResultStore(out)
+    options = resolve_options(get_task("classify"), {"checkpoint": str(bad)})
+    todo, _ = plan_batch(video_folder, "classify", options, out, store)
+    with pytest.raises(VidlensError, match="cannot load the classify models on a Ray worker: .*bad.pt"):
+        run_ray(todo, "classify", options, store, workers=1)
+    assert store.rows() == []  # no video was recorded failed for a problem of the model
+    assert pool_released()  # the batch stopped: its actors are gone
+
+
+def test_without_ray_the_engine_says_how_to_install_it(video_folder, tmp_path, monkeypatch):
+    from vidlens.batch.ray_engine import run_ray
+    from vidlens.errors import VidlensError
+
+    out = tmp_path / "out"
+    store = ResultStore(out)
+    todo, _ = plan_batch(video_folder, "shots", {}, out, store)
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when ray is not installed
+    with pytest.raises(VidlensError, match=r"pip install 'vidlens\[ray\]'"):
+        run_ray(todo, "shots", resolve_options(get_task("shots"), {}), store)
+    assert store.rows() == []

@@ -268,14 +268,20 @@ def run_ray(items: list[BatchItem], task: str, options: dict, store: ResultStore
                 compute=ray.data.ActorPoolStrategy(size=min(size, len(todo)), max_tasks_in_flight_per_actor=1),
                 fn_constructor_kwargs={"task": task, "options": dict(options)},
                 max_restarts=-1, max_task_retries=ATTEMPTS - 1, **resources)
-            for out in ds.iter_rows():
-                row = json.loads(out["row"])
-                if _LOAD_ERROR in row:
-                    raise VidlensError(None, f"cannot load the {task} models on a Ray worker: {row[_LOAD_ERROR]}")
-                if row.get("out_dir") in answered:  # a retried call whose first answer also arrived
-                    continue
-                answered.add(row.get("out_dir"))
-                finish(row)
+            results = iter(ds.iter_rows())
+            try:
+                for out in results:
+                    row = json.loads(out["row"])
+                    if _LOAD_ERROR in row:
+                        raise VidlensError(None, f"cannot load the {task} models on a Ray worker: {row[_LOAD_ERROR]}")
+                    if row.get("out_dir") in answered:  # a retried call whose first answer also arrived
+                        continue
+                    answered.add(row.get("out_dir"))
+                    finish(row)
+            finally:
+                close = getattr(results, "close", None)
+                if close is not None:  # stopped early (an error, Ctrl-C): end the execution, free the actors now
+                    close()
             todo = [item for item in items if item.out_dir not in answered and len(_stale_stages(item.out_dir)) < ATTEMPTS]
             if not todo:
                 break
