@@ -174,11 +174,17 @@ class MTCNNFaceDetector:
     facenet-pytorch's (0.6, 0.7, 0.7): on real faceless footage (vtest.avi's red door, Big Buck
     Bunny's foliage) the O-Net scored false faces up to 0.875, real faces (upright and rolled
     +-35 degrees) 0.95-1.0; and the stricter first two stages pass ~half the candidates on to the
-    costly later ones (~20% faster) for 2 misses in 1330 rotated face frames (benchmarks/bench_faces.py).
+    costly later ones (~20% faster) for 2-3 more misses in ~1300 upright and rotated face frames.
     `check_landmarks`: drop candidates whose landmarks
     are not a face's (`plausible_landmarks`). `num_threads`: torch intra-op threads while detecting
-    (set only when different, restored after; None leaves torch alone). Stateless between calls;
-    the networks are shared by every instance in the process.
+    (set only when different, restored after; None leaves torch alone: torch's thread count is
+    process-wide, so a server detecting from several Python threads should set it once and pass
+    None). Stateless between calls; the networks are shared by every instance in the process.
+
+    Speed (benchmarks/bench_faces.py, one thread, 2-core machine): ~11 ms for a 256x256 frame, ~20 ms
+    for 640x360 and 512x512. `min_face_size` is the main knob (the pyramid's largest level is
+    `12 / min_face_size` of the image): 48 px saves ~15%, 60 px ~25%. `detect_batch` on 5 frames
+    of one size saves ~10% more (shared network calls).
     """
 
     def __init__(self, min_face_size: float = 40.0, max_width: int | None = 480, scale_factor: float = 0.709,
