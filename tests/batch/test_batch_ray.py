@@ -142,7 +142,7 @@ def test_a_killed_actor_loses_no_video(cluster, video_folder, tmp_path):
     """SIGKILL the actor process running one video (once) and another video (every attempt): Ray restarts
     the actor and retries; the first ends done on its second attempt, the second is recorded failed
     ("worker died"), every other video is done, and every video has exactly one row."""
-    from vidlens.batch.ray_engine import run_ray
+    from vidlens.batch.ray_engine import ATTEMPTS_DIR, run_ray
 
     out = tmp_path / "out"
     store = ResultStore(out)
@@ -181,6 +181,7 @@ def test_a_killed_actor_loses_no_video(cluster, video_folder, tmp_path):
     assert all(r["status"] == "done" for n, r in table.items() if n != always)
     assert len(rows) == len(todo) == len(store.rows())
     assert not [p for p in out.iterdir() if STAGING_MARK in p.name]  # no half-written folder left
+    assert not list((out / ATTEMPTS_DIR).glob("*/*"))  # nor attempt markers
     assert not Path(table[always]["out_dir"]).exists()
 
 

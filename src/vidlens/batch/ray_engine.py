@@ -1,23 +1,25 @@
 """The Ray engine: the same batch as `local`, as a Ray Data pipeline on a Ray cluster.
 
-    ray.data.from_items(one row per video)                      # one block per video: results stream back one by one
-      -> map_batches(_TaskActor, batch_size=1, ActorPoolStrategy(size=N), num_cpus=1 | num_gpus=G)
-      -> the driver: iter_rows() -> store.append(row) -> progress(row)
+    ray.data.from_items(one row per video)                # one video per block (large batches: a few per block)
+      -> map_batches(_TaskActor, batch_size=1, ActorPoolStrategy(size=N, max_tasks_in_flight_per_actor=1),
+                     num_cpus=1 [, num_gpus=G])
+      -> the driver: iter_rows() -> store.append(row) -> progress(row)    # each row as soon as its video is done
 
 Each actor of the pool loads the task's models once (`TaskSpec.load`, torch on one thread), then runs
-`items.run_item` for each video it is handed: decoding happens on the actor's CPU, the models run on
-its GPU share when it has one. Only the driver writes the results table; the actors write the
-per-video folders, so OUT must be a path every node sees (a shared filesystem) on a multi-node cluster.
+`items.run_item` for each video it is handed, decoding on the actor's CPU (`num_gpus` reserves a GPU
+share; the task's loader decides where its models run). Only the driver writes the results table;
+the actors write the per-video folders, so OUT must be a path every node sees (a shared filesystem)
+on a multi-node cluster.
 
 Worker death (what Ray 2.60 does, measured by SIGKILLing actor processes and removing a node mid-batch):
 Ray restarts a dead actor (`max_restarts=-1`; it loads its models again) and resubmits the call it was
-running (`max_task_retries=1`); one video in flight per actor (`max_tasks_in_flight_per_actor=1`), so
-a kill touches one video. A video whose calls all failed fails its block; `max_errored_blocks=-1`
-lets the dataset go on. When a node dies, the resubmitted call fails at once (its actor has no node
-to restart on yet) without running: such videos get a second pass on a fresh pool. Attempts are
-counted by the staging folders killed attempts leave beside the video's folder (a shared
-filesystem), so a video is started at most twice whatever Ray resubmits; then the driver records
-it as failed ("worker died: ..."). A rerun skips the done videos through `plan_batch`.
+running (`max_task_retries=1`); one video in flight per actor, so a kill touches one video. A block
+whose calls all failed is an errored block; `max_errored_blocks=-1` lets the dataset go on. When a
+node dies, the resubmitted call fails at once (its actor has no node to restart on yet) without
+running: such videos get a second pass on a fresh pool. Each attempt that starts leaves a marker
+(OUT/.attempts/<name>/<run>-<n>), so a video is started at most twice per run whatever Ray
+resubmits; then it is recorded as failed ("worker died: ..."). A rerun skips the done videos
+through `plan_batch`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import os
 import shutil
 import sys
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -43,6 +46,7 @@ from vidlens.errors import ConfigError, VidlensError
 __all__ = ["run_ray", "import_ray", "ATTEMPTS"]
 
 ATTEMPTS = 2  # a video whose process dies is started once more, then recorded as failed
+ATTEMPTS_DIR = ".attempts"  # OUT/.attempts/<name>/<run>-<n>: which attempts at a video started (see _started)
 # Input blocks: one video each up to max(MIN_BLOCKS, BLOCKS_PER_ACTOR x pool) videos, then that many blocks of
 # several videos (the driver holds one object per block: 1 M single-video blocks cost ~8 GB and 20 min to make).
 # Rows still reach the driver one by one (target_max_block_size=1); a retried block runs all its videos again.
@@ -71,7 +75,8 @@ class _TaskActor:
     `{"row": [JSON of the row]}`: JSON text keeps every row exactly as the local engine's (no Arrow
     type inference across rows of different shapes)."""
 
-    def __init__(self, task: str, options: dict[str, Any]) -> None:
+    def __init__(self, task: str, options: dict[str, Any], run: str) -> None:
+        self.run = run  # this batch run's id: attempts are counted per run
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
             os.environ[name] = "1"
         self.spec = get_task(task)
@@ -96,34 +101,66 @@ class _TaskActor:
                 out.append(json.dumps({_LOAD_ERROR: self.load_error}))
                 continue
             item = BatchItem(**json.loads(str(text)))
-            stale = _stale_stages(item.out_dir)
-            if len(stale) >= ATTEMPTS:  # Ray resubmitted a video whose process died on every attempt
-                row = failed_row(item, self.spec.name, f"worker died: its process died on each of its {len(stale)} "
-                                                      "attempts", worker=worker_name(), attempt=len(stale))
+            died = _started(item.out_dir, self.run)  # earlier attempts of this run: their processes died
+            if len(died) >= ATTEMPTS:  # Ray resubmitted a video whose process died on every attempt
+                row = failed_row(item, self.spec.name, f"worker died: its process died on each of its {len(died)} "
+                                                      "attempts", worker=worker_name(), attempt=len(died))
+                _forget(item.out_dir)
             else:
+                _mark(item.out_dir, self.run, len(died) + 1)
                 row = run_item(self.spec, self.models, item, self.options)
-                row["attempt"] = len(stale) + 1
+                row["attempt"] = len(died) + 1
                 row["load_s"] = self.load_s
-            _remove(stale)
+                _forget(item.out_dir, own=worker_name())
             out.append(json.dumps(row, default=str))
         return {"row": out}
 
 
-def _stale_stages(out_dir: str) -> list[Path]:
-    """The staging folders earlier attempts at this video left when their process was killed: one per
-    attempt that started and never finished (`.<name>.partial-<pid>-<hex>` beside `out_dir`)."""
+def _attempts_dir(out_dir: str) -> Path:
+    """OUT/.attempts/<video folder name>/: one marker file per started attempt, `<run>-<n>`, holding the
+    attempt's `host:pid`. Found by name (no listing of OUT, which may hold a million folders)."""
+    out = Path(out_dir)
+    return out.parent / ATTEMPTS_DIR / out.name
+
+
+def _started(out_dir: str, run: str) -> list[str]:
+    """Workers (`host:pid`) of the attempts at this video that started in batch run `run`, in order."""
+    folder, found = _attempts_dir(out_dir), []
+    while True:
+        try:
+            found.append((folder / f"{run}-{len(found) + 1}").read_text())
+        except OSError:
+            return found
+
+
+def _mark(out_dir: str, run: str, attempt: int) -> None:
+    folder = _attempts_dir(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{run}-{attempt}").write_text(worker_name())
+
+
+def _forget(out_dir: str, own: str | None = None) -> None:
+    """Drop the video's attempt markers (of every run) and the staging folders that attempts whose
+    process died left beside its folder (`.<name>.partial-<pid>-<hex>`, found by the markers' pids;
+    only then is OUT listed). `own`: the worker of the attempt that just finished (not dead)."""
     from vidlens.outputs import STAGING_MARK
 
-    out = Path(out_dir)
-    prefix = f".{out.name}{STAGING_MARK}"
+    folder = _attempts_dir(out_dir)
     try:
-        return [p for p in out.parent.iterdir() if p.name.startswith(prefix) and p.is_dir()]
+        workers = {m.read_text() for m in folder.iterdir()}
     except OSError:
-        return []
-
-
-def _remove(folders: list[Path]) -> None:
-    for path in folders:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    dead = {w.rsplit(":", 1)[-1] for w in workers if w and w != own}
+    if not dead:
+        return
+    out = Path(out_dir)
+    prefixes = tuple(f".{out.name}{STAGING_MARK}{pid}-" for pid in dead)
+    try:
+        stale = [p for p in out.parent.iterdir() if p.name.startswith(prefixes)]
+    except OSError:
+        return
+    for path in stale:
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -247,6 +284,7 @@ def run_ray(items: list[BatchItem], task: str, options: dict, store: ResultStore
     ray = import_ray()
     rows: list[dict[str, Any]] = []
     answered: set[str] = set()
+    run = uuid.uuid4().hex[:12]
 
     def finish(row: dict[str, Any]) -> None:
         store.append(row)
@@ -266,7 +304,7 @@ def run_ray(items: list[BatchItem], task: str, options: dict, store: ResultStore
             ds = ds.map_batches(
                 _TaskActor, batch_size=1, batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=min(size, len(todo)), max_tasks_in_flight_per_actor=1),
-                fn_constructor_kwargs={"task": task, "options": dict(options)},
+                fn_constructor_kwargs={"task": task, "options": dict(options), "run": run},
                 max_restarts=-1, max_task_retries=ATTEMPTS - 1, **resources)
             results = iter(ds.iter_rows())
             try:
@@ -282,14 +320,14 @@ def run_ray(items: list[BatchItem], task: str, options: dict, store: ResultStore
                 close = getattr(results, "close", None)
                 if close is not None:  # stopped early (an error, Ctrl-C): end the execution, free the actors now
                     close()
-            todo = [item for item in items if item.out_dir not in answered and len(_stale_stages(item.out_dir)) < ATTEMPTS]
+            todo = [item for item in items if item.out_dir not in answered and len(_started(item.out_dir, run)) < ATTEMPTS]
             if not todo:
                 break
         reason = errors.reasons[-1] if errors.reasons else "no result came back"
         for item in items:
             if item.out_dir not in answered:
-                stale = _stale_stages(item.out_dir)
-                _remove(stale)  # what its attempts had staged
-                finish(failed_row(item, task, f"worker died: {reason} (tried {max(len(stale), 1)} times)",
-                                  worker="ray actor", attempt=max(len(stale), 1)))
+                tried = max(len(_started(item.out_dir, run)), 1)
+                _forget(item.out_dir)  # its markers and what its attempts had staged
+                finish(failed_row(item, task, f"worker died: {reason} (tried {tried} times)",
+                                  worker="ray actor", attempt=tried))
     return rows
