@@ -306,3 +306,15 @@ def test_a_node_that_dies_mid_batch_loses_no_video(video_folder, tmp_path):
         else:
             assert row["status"] == "done", row
     assert not [p for p in out.iterdir() if STAGING_MARK in p.name]
+
+
+def test_gpu_actors_on_a_cluster_without_gpus_is_a_clear_error(cluster, video_folder, tmp_path):
+    from vidlens.batch.ray_engine import run_ray
+    from vidlens.errors import ConfigError
+
+    out = tmp_path / "out"
+    store = ResultStore(out)
+    todo, _ = plan_batch(video_folder, "shots", {}, out, store)
+    with pytest.raises(ConfigError, match="no GPUs"):
+        run_ray(todo, "shots", resolve_options(get_task("shots"), {}), store, gpus_per_worker=0.25)
+    assert store.rows() == []
