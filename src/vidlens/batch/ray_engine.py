@@ -312,7 +312,7 @@ def run_ray(items: list[BatchItem], task: str, options: dict, store: ResultStore
                     row = json.loads(out["row"])
                     if _LOAD_ERROR in row:
                         raise VidlensError(None, f"cannot load the {task} models on a Ray worker: {row[_LOAD_ERROR]}")
-                    if row.get("out_dir") in answered:  # a retried call whose first answer also arrived
+                    if row.get("out_dir") in answered:  # a video run again with its retried block: answered already
                         continue
                     answered.add(row.get("out_dir"))
                     finish(row)
