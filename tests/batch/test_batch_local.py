@@ -196,3 +196,23 @@ def test_inputs_by_glob_and_manifest_with_shared_stems(video_folder, tmp_path):
     assert [Path(i.video).name for i in todo] == ["tree.avi"]
     with pytest.raises(Exception, match="no option"):
         plan_batch(video_folder, "shots", {"no_such_option": 1}, out, ResultStore(out))
+
+
+def test_features_batch_embeds_on_the_device_asked_for(tmp_path, capsys):
+    """`--device auto` runs where the worker is (cpu here); cuda on a worker without a GPU is a clear error."""
+    import numpy as np
+    import torch
+
+    from vidlens.testing import sample_media
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "carphone.mp4").write_bytes(sample_media("carphone_pristine.mp4").read_bytes())
+    out = tmp_path / "features"
+    assert cli("--quiet", "batch", "features", folder, "--out", out, "--workers", 1, "--frames", 4) == 0
+    embedding = np.load(out / "carphone" / "embedding.npy")
+    assert embedding.shape == (1280,) and np.isfinite(embedding).all()
+    if not torch.cuda.is_available():
+        capsys.readouterr()
+        assert cli("--quiet", "batch", "features", folder, "--out", tmp_path / "cuda", "--device", "cuda") == 2
+        assert "sees no GPU" in capsys.readouterr().err

@@ -64,6 +64,24 @@ def _config(cls: type, options: Mapping[str, Any]) -> Any:
     return cls(**{k: v for k, v in options.items() if k in names})
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(options: Mapping[str, Any]) -> str:
+    """The `device` option inside a worker: "auto" = cuda when this worker sees a GPU (a Ray actor
+    with `--gpus-per-worker`), else cpu. ConfigError for another name or cuda without a GPU."""
+    import torch
+
+    name = str(options.get("device") or "auto")
+    if name not in DEVICES:
+        raise ConfigError(None, f"device must be one of {', '.join(DEVICES)}, got {name!r}")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(None, "device cuda asked for, but this worker sees no GPU")
+    return name
+
+
 # ------------------------------------------------------------------ classify
 
 def _classify_load(options: dict[str, Any]) -> Any:
@@ -75,7 +93,7 @@ def _classify_load(options: dict[str, Any]) -> Any:
     if isinstance(checkpoints, str):
         checkpoints = [checkpoints]
     return VideoClassifier.from_checkpoints(list(checkpoints), options.get("weight") or None,
-                                            num_clips=options.get("test_clips"))
+                                            num_clips=options.get("test_clips"), device=resolve_device(options))
 
 
 def _classify_run(models: Any, video: Path, out_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +143,7 @@ def _shots_run(models: Any, video: Path, out_dir: Path, options: dict[str, Any])
 def _embedder_load(options: dict[str, Any]) -> Any:
     from vidlens.tasks.frame_features import FrameEmbedder
 
-    return FrameEmbedder(options.get("features", "mobilenet_v2"))
+    return FrameEmbedder(options.get("features", "mobilenet_v2"), device=resolve_device(options))
 
 
 def _keyframes_run(models: Any, video: Path, out_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +171,7 @@ def _summarize_load(options: dict[str, Any]) -> Any:
 
     trained = load_video_summarizer(options["model"]) if options.get("model") else None
     features = trained[1]["preprocess"]["features"] if trained else options.get("features", "mobilenet_v2")
-    return {"embedder": _embedder_load({"features": features}), "trained": trained}
+    return {"embedder": _embedder_load({"features": features, "device": options.get("device")}), "trained": trained}
 
 
 def _summarize_run(models: Any, video: Path, out_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
@@ -234,7 +252,7 @@ def _features_run(models: Any, video: Path, out_dir: Path, options: dict[str, An
 
 def _classify_spec() -> TaskSpec:
     return TaskSpec("classify", _classify_load, _classify_run, ("label", "score"),
-                    {"checkpoint": None, "weight": None, "top_k": 5, "test_clips": None},
+                    {"checkpoint": None, "weight": None, "top_k": 5, "test_clips": None, "device": "auto"},
                     ("predictions.jsonl", "predictions.csv"), "top-k labels from a trained checkpoint")
 
 
@@ -246,14 +264,14 @@ def _shots_spec() -> TaskSpec:
 def _keyframes_spec() -> TaskSpec:
     from vidlens.tasks.keyframes import KeyframeConfig
 
-    return TaskSpec("keyframes", _embedder_load, _keyframes_run, ("keyframes",), asdict(KeyframeConfig()),
+    return TaskSpec("keyframes", _embedder_load, _keyframes_run, ("keyframes",), {**asdict(KeyframeConfig()), "device": "auto"},
                     ("keyframes.json", "contact_sheet.png", "keyframes/"), "representative frames per shot")
 
 
 def _summarize_spec() -> TaskSpec:
     from vidlens.tasks.summarize.pipeline import SummaryConfig
 
-    return TaskSpec("summarize", _summarize_load, _summarize_run, ("segments", "summary_s"), asdict(SummaryConfig()),
+    return TaskSpec("summarize", _summarize_load, _summarize_run, ("segments", "summary_s"), {**asdict(SummaryConfig()), "device": "auto"},
                     ("summary.json", "segments.csv", "importance.png", "summary.mp4", "keyframes/"),
                     "a short summary video")
 
@@ -266,7 +284,7 @@ def _emotion_spec() -> TaskSpec:
 
 def _features_spec() -> TaskSpec:
     return TaskSpec("features", _embedder_load, _features_run, ("dim", "frames"),
-                    {"features": "mobilenet_v2", "frames": 16, "size": 224},
+                    {"features": "mobilenet_v2", "frames": 16, "size": 224, "device": "auto"},
                     ("embedding.npy", "frame_embeddings.npy", "features.json"),
                     "one mean-pooled ImageNet embedding per video, for retrieval")
 

@@ -26,6 +26,7 @@ _TASK_FLAGS = {
     "av_model": ("av_model", ("emotion",)),
     "detector": ("detector", ("emotion",)),
     "plot": ("plot", ("shots",)),
+    "device": ("device", ("classify", "keyframes", "summarize", "features")),
 }
 
 
@@ -63,6 +64,7 @@ def batch_command(
     av_model: Optional[Path] = typer.Option(None, "--av-model", help="emotion: an audio-visual model from `vidlens emotion train-av`."),
     detector: Optional[str] = typer.Option(None, "--detector", help="emotion: auto | mtcnn | haar."),
     plot: Optional[bool] = typer.Option(None, "--plot/--no-plot", help="shots: write scores.png (default yes)."),
+    device: Optional[str] = typer.Option(None, "--device", help="classify/keyframes/summarize/features: auto (cuda when the worker sees a GPU), cpu or cuda."),
     skip_failed: bool = typer.Option(False, "--skip-failed", help="Do not retry videos that failed in an earlier run "
                                      "(a corrupt file stays failed; worker deaths are always retried)."),
     option: Optional[list[str]] = typer.Option(None, "--option", help="Any other task option KEY=VALUE (repeatable), "

@@ -61,21 +61,23 @@ class FrameEmbedder:
     Build one and pass it to `sample_frame_features(embedder=...)` to load the network once for many videos.
     """
 
-    def __init__(self, kind: str, weights_file: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, kind: str, weights_file: str | os.PathLike[str] | None = None,
+                 device: str | torch.device = "cpu") -> None:
         self.kind = kind
+        self.device = torch.device(device)
         if kind == "mobilenet_v2":
             from vidlens.models.encoders import IMAGENET_MEAN, IMAGENET_STD, build_encoder
 
-            self.net = build_encoder("mobilenet_v2", pretrained="imagenet", weights_file=weights_file).eval()
-            self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-            self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+            self.net = build_encoder("mobilenet_v2", pretrained="imagenet", weights_file=weights_file).eval().to(self.device)
+            self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+            self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
 
     def __call__(self, images: list[np.ndarray]) -> np.ndarray:
         if self.kind == "hsv":
             return np.stack([hsv_histogram(im) for im in images]).astype(np.float32)
-        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255)  # (n,3,H,W)
+        x = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float().div_(255)  # (n,3,H,W)
         with torch.inference_mode():
-            return self.net((x - self.mean) / self.std).numpy().astype(np.float32)
+            return self.net((x - self.mean) / self.std).cpu().numpy().astype(np.float32)
 
 
 def sample_frame_features(
