@@ -361,8 +361,10 @@ def load_table(rows: list[dict], competitor: dict, fps: float, lines: list[str])
     for load in ("idle", "loaded"):
         pair = {r["threads"]: r for r in rows if r["load"] == load and r["name"] in {x["name"] for x in rows if x["threads"] == 2}}
         if 1 in pair and 2 in pair:
+            ratio = pair[1]["realtime"] / pair[2]["realtime"]
+            how = f"2 threads {ratio:.1f}x slower" if ratio >= 1 else f"2 threads {1 / ratio:.1f}x faster"
             mine.append(f"{pair[2]['name'][6:]}, {load}: 2 threads {pair[2]['realtime']:.2f}x vs 1 thread "
-                        f"{pair[1]['realtime']:.2f}x real time (2 threads {pair[1]['realtime'] / pair[2]['realtime']:.1f}x slower)")
+                        f"{pair[1]['realtime']:.2f}x real time ({how})")
     for load in ("idle", "loaded"):
         split = competitor.get(f"split {load}")
         if split:
