@@ -377,3 +377,14 @@ def test_emotion_folder_job_and_av_model(av_checkpoint, face_video, tmp_path):
                                                     ("file", ("notes.mp4", open(notes, "rb"), "video/mp4"))])
             assert bad.status_code == 415 and "none of the files" in bad.json()["detail"]
     assert "Traceback" not in server.log.read_text()
+
+
+def test_server_refuses_to_start_with_a_bad_av_model(tmp_path):
+    notes = tmp_path / "av.pt"
+    notes.write_text("not a checkpoint")
+    r = subprocess.run([str(VIDLENS), "serve", "--av-model", str(notes), "--port", "1", "--no-summarize", "--workers", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "cannot load the models" in r.stderr and "av.pt" in r.stderr, r.stderr
+    r = subprocess.run([str(VIDLENS), "serve", "--av-model", str(tmp_path / "gone.pt"), "--no-summarize"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no such checkpoint file" in r.stderr and "Traceback" not in r.stderr
