@@ -46,7 +46,7 @@ def test_folder_of_real_clips_and_bad_files_one_model_load(tmp_path, capsys):
     (videos / "README.txt").write_text("not listed: not a video extension\n")
     out = videos / "out"  # inside the input folder: never read back as input
     loads = EmotionModels.loads
-    assert _run(["emotion", str(videos), "--out", str(out), "--fps", "3"]) == 0
+    assert _run(["emotion", str(videos), "--out", str(out), "--fps", "3"]) == 2  # every video done, 2 failed
     assert EmotionModels.loads == loads + 1  # both videos analysed with the models of one load
     captured = capsys.readouterr()
     assert "4 videos; models loaded once" in captured.out
@@ -75,7 +75,7 @@ def test_manifests_txt_and_csv_and_nothing_readable_exits_2(tmp_path, capsys):
     shutil.copy(happy, tmp_path / "clips" / "a.mp4")
     (tmp_path / "list.txt").write_text("# my clips\nclips/a.mp4\n\nclips/gone.mp4\n")
     assert read_manifest(tmp_path / "list.txt") == [tmp_path / "clips" / "a.mp4", tmp_path / "clips" / "gone.mp4"]
-    assert _run(["emotion", str(tmp_path / "list.txt"), "--out", str(tmp_path / "out"), "--fps", "2"]) == 0
+    assert _run(["emotion", str(tmp_path / "list.txt"), "--out", str(tmp_path / "out"), "--fps", "2"]) == 2  # gone.mp4
     rows = _rows(tmp_path / "out" / "summary.csv")
     assert rows["clips/a.mp4"]["status"] == "ok" and int(rows["clips/a.mp4"]["faces"]) >= 1
     assert rows["clips/gone.mp4"]["status"] == "failed" and "does not exist" in rows["clips/gone.mp4"]["error"]

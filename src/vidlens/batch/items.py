@@ -9,7 +9,6 @@ hashes are cached in OUT/.content_hashes.json by (path, size, mtime), so a rerun
 
 from __future__ import annotations
 
-import glob as globlib
 import hashlib
 import json
 import os
@@ -23,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidlens.batch.tasks import PATH_OPTIONS, TaskSpec, get_task, resolve_options
-from vidlens.errors import DatasetError, VidlensError
+from vidlens.errors import VidlensError
+from vidlens.io.inputs import MANIFEST_SUFFIXES, list_videos, read_manifest  # noqa: F401 (part of this module's API)
 
 if TYPE_CHECKING:
     from vidlens.batch.store import ResultStore
@@ -33,7 +33,6 @@ __all__ = ["BatchItem", "plan_batch", "run_item", "list_videos", "content_hash",
 
 CHUNK = 1 << 20
 HASH_CACHE = ".content_hashes.json"
-MANIFEST_SUFFIXES = (".csv", ".txt")
 RESERVED_NAMES = ("results.jsonl", "results.parquet", HASH_CACHE)
 
 
@@ -62,67 +61,6 @@ def item_key(file_hash: str, task: str, options: Mapping[str, Any]) -> str:
     from vidlens import __version__
 
     return hashlib.sha256(canonical_json([file_hash, task, dict(options), __version__]).encode()).hexdigest()
-
-
-def _is_glob(text: str) -> bool:
-    return any(c in text for c in "*?[")
-
-
-def list_videos(inputs: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> list[Path]:
-    """The videos of a folder (recursive, by extension, hidden entries and anything under `out` skipped),
-    a glob (`'clips/**/*.mp4'`) or a manifest (`.csv` with a `path` column, `.txt` one path a line).
-    Manifest entries are kept even when missing (they become failed rows)."""
-    from vidlens.io import VIDEO_EXTENSIONS
-
-    text = os.fspath(inputs)
-    skip = Path(os.path.abspath(out)) if out is not None else None
-
-    def outside(p: Path) -> bool:
-        a = Path(os.path.abspath(p))
-        return skip is None or (a != skip and skip not in a.parents)
-
-    if Path(text).is_file() and Path(text).suffix.lower() in MANIFEST_SUFFIXES:
-        return [Path(os.path.abspath(p)) for p in read_manifest(text)]
-    if Path(text).is_dir():
-        root = Path(text)
-        found = [p for p in sorted(root.rglob("*"))
-                 if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file() and outside(p)
-                 and not any(part.startswith(".") for part in p.relative_to(root).parts)]
-        if not found:
-            raise DatasetError(root, f"no video files in this folder ({', '.join(VIDEO_EXTENSIONS[:6])}, ...)")
-        return [Path(os.path.abspath(p)) for p in found]
-    if _is_glob(text):
-        found = [Path(p) for p in sorted(globlib.glob(text, recursive=True)) if Path(p).is_file() and outside(Path(p))]
-        if not found:
-            raise DatasetError(text, "the pattern matches no files")
-        return [Path(os.path.abspath(p)) for p in found]
-    if Path(text).is_file():
-        return [Path(os.path.abspath(text))]
-    raise DatasetError(text, "not a folder, a glob, a manifest (.csv with a path column, .txt one path a line) or a file")
-
-
-def read_manifest(path: str | os.PathLike[str]) -> list[Path]:
-    """The paths a `.csv` (column `path`) or `.txt` (one a line, `#` comments) manifest lists, in its order;
-    relative ones are relative to the manifest's folder. (The format of `vidlens emotion LIST`.)"""
-    import csv
-
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(path, f"cannot read the manifest ({exc})") from None
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        columns = [c.strip() for c in reader.fieldnames or []]
-        if "path" not in columns:
-            raise DatasetError(path, f"the manifest needs a 'path' column (has {', '.join(columns) or 'none'})")
-        entries = [(row.get("path") or "").strip() for row in reader]
-    else:
-        entries = [line.strip() for line in text.splitlines()]
-    entries = [e for e in entries if e and not e.startswith("#")]
-    if not entries:
-        raise DatasetError(path, "the manifest lists no videos")
-    return [Path(e) if Path(e).is_absolute() else path.parent / e for e in entries]
 
 
 def _folder_names(videos: list[Path]) -> list[str]:

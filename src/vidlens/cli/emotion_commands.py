@@ -35,10 +35,11 @@ def emotion_video_command(
 
     Given a folder or a manifest, every video is analysed in this one process (models loaded once);
     a file that cannot be read is a failed row of summary.csv and the others go on; the exit status
-    is 2 only when no video could be analysed.
+    is 2 when any video failed, as for the other commands over many files.
     """
     from vidlens.tasks.emotion import EmotionConfig
-    from vidlens.tasks.emotion.folder import EmotionModels, is_manifest
+    from vidlens.io.inputs import is_manifest
+    from vidlens.tasks.emotion.folder import EmotionModels
 
     config = EmotionConfig(fps=fps, max_width=max_width, expression_checkpoint=expression_checkpoint,
                            voice_model=voice_model, face_weight=face_weight, detector=detector,
@@ -89,9 +90,10 @@ def _emotion_folder(target: Path, out: Path, config, av_model: Path | None, anno
 
     from vidlens.cli.common import console_err
     from vidlens.io import probe
-    from vidlens.tasks.emotion.folder import EmotionModels, analyse_folder, list_inputs
+    from vidlens.io.inputs import list_videos
+    from vidlens.tasks.emotion.folder import EmotionModels, analyse_folder
 
-    videos = list_inputs(target, exclude=out)
+    videos = list_videos(target, out)
     base = target if target.is_dir() else target.parent
     relative = [os.path.relpath(v, base) for v in videos]
     names = [r if not r.startswith("..") else str(v) for r, v in zip(relative, videos)]
@@ -134,9 +136,8 @@ def _emotion_folder(target: Path, out: Path, config, av_model: Path | None, anno
     failed = [o for o in outcomes if o.status != "ok"]
     console.print(f"wrote {len(outcomes) - len(failed)} video folders, summary.csv, summary.png -> {out}", highlight=False,
                   soft_wrap=True)
-    if failed:
+    if failed:  # like the other multi-file commands (predict, batch): every video done, then exit 2
         console_err.print(f"{len(failed)} of {len(outcomes)} videos failed (status and error in summary.csv)", highlight=False)
-    if len(failed) == len(outcomes):
         raise SystemExit(2)
 
 

@@ -23,10 +23,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vidlens.errors import DatasetError, VidlensError
+from vidlens.errors import VidlensError
+from vidlens.io.inputs import is_manifest, list_videos, read_manifest  # noqa: F401 (part of this module's API)
 from vidlens.tasks.emotion.analyse import EmotionConfig, EmotionResult, analyse_emotions, sentiment, valence
 
-MANIFEST_SUFFIXES = (".csv", ".txt")
 SUMMARY_COLUMNS = ("video", "folder", "duration_s", "faces", "dominant", "valence", "sentiment", "confidence",
                    "av_dominant", "av_confidence", "seconds", "status", "error")
 
@@ -77,56 +77,6 @@ class VideoOutcome:
     av: Any = None  # AVResult
     seconds: float = 0.0
     files: dict[str, Path] = field(default_factory=dict)
-
-
-def is_manifest(path: str | os.PathLike[str]) -> bool:
-    path = Path(path)
-    return path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES
-
-
-def read_manifest(path: str | os.PathLike[str]) -> list[Path]:
-    """The video paths a `.csv` (column `path`) or `.txt` (one per line) manifest lists, in its order."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(path, f"cannot read the manifest ({exc})") from None
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        columns = [c.strip() for c in reader.fieldnames or []]
-        if "path" not in columns:
-            raise DatasetError(path, f"the manifest needs a 'path' column (has {', '.join(columns) or 'none'})")
-        entries = [(row.get("path") or "").strip() for row in reader]
-    else:
-        entries = [line.strip() for line in text.splitlines()]
-    entries = [e for e in entries if e and not e.startswith("#")]
-    if not entries:
-        raise DatasetError(path, "the manifest lists no videos")
-    return [Path(e) if Path(e).is_absolute() else path.parent / e for e in entries]
-
-
-def list_inputs(target: str | os.PathLike[str], exclude: str | os.PathLike[str] | None = None) -> list[Path]:
-    """The videos of a folder (recursive, by extension, hidden files skipped, nothing under `exclude`)
-    or of a manifest. A folder without videos is a `DatasetError`."""
-    from vidlens.io import VIDEO_EXTENSIONS
-
-    target = Path(target)
-    if is_manifest(target):
-        return read_manifest(target)
-    if not target.is_dir():
-        raise DatasetError(target, "not a folder or a manifest (.csv with a path column, .txt with one path a line)")
-    skip = Path(os.path.abspath(exclude)) if exclude is not None else None
-    found = []
-    for p in sorted(target.rglob("*")):
-        rel = p.relative_to(target)
-        if any(part.startswith(".") for part in rel.parts) or p.suffix.lower() not in VIDEO_EXTENSIONS or not p.is_file():
-            continue
-        if skip is not None and (Path(os.path.abspath(p)) == skip or skip in Path(os.path.abspath(p)).parents):
-            continue
-        found.append(p)
-    if not found:
-        raise DatasetError(target, f"no video files in this folder ({', '.join(VIDEO_EXTENSIONS[:6])}, ...)")
-    return found
 
 
 def output_names(videos: Sequence[Path], reserved: Sequence[str] = ()) -> list[str]:
