@@ -23,10 +23,9 @@ largest group and its mass is the confidence.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from vidlens.tasks.faces.detect import DETECTORS, FaceBox, FaceDetector, HaarFac
 from vidlens.tasks.faces.expression import (EMOTIONS, EXPRESSION_MODELS, ExpressionPredictor, as_predictor,
                                             load_expression_predictor)
 from vidlens.tasks.faces.track import FaceTracker
+from vidlens.threads import one_torch_thread
 
 VALENCE = {"angry": -0.6, "disgust": -0.7, "fear": -0.6, "happy": 0.9, "sad": -0.8, "surprise": 0.2, "neutral": 0.0}
 SENTIMENTS = ("positive", "neutral", "negative")
@@ -154,20 +154,6 @@ def _row(second: int, p: np.ndarray, labels: list[str], count: int) -> dict[str,
             "probs": {label: round(float(v), 4) for label, v in zip(labels, p)},
             "dominant": labels[int(np.argmax(p))], "valence": round(float(valence(p, labels)), 4),
             "sentiment": mood, "confidence": round(confidence, 4), "observations": count}
-
-
-@contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """One torch intra-op thread inside the block, the previous count after it: the face and
-    expression networks are tiny, and two threads spinning on a busy 2-core machine cost 100x."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def make_detector(name: str) -> FaceDetector:

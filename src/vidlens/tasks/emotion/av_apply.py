@@ -18,12 +18,11 @@ neutral / positive), reported as they are. All torch work runs on one thread.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import cv2
 import numpy as np
 
 from vidlens.errors import CheckpointError
+from vidlens.threads import one_torch_thread
 
 SAMPLE_RATE = 16000
 READ_CHUNK = 32  # frames decoded per read_clip call (full-size frames are cropped right away)
@@ -104,18 +104,6 @@ class AVResult:
         windows = [w.probs for t in self.tracks.values() for w in t.windows] if self.scope == "faces" else \
             [w.probs for w in self.frames.windows] if self.frames else []
         return np.mean(windows, axis=0) if windows else np.zeros(len(self.labels), np.float32)
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def track_windows(start_s: float, end_s: float, clip_s: float, duration_s: float) -> list[tuple[float, float]]:
@@ -258,7 +246,7 @@ def _run_windows(jobs: list[tuple[int | None, tuple[float, float], np.ndarray]],
     else:  # whole frames, shorter side `size`, as AudioVisualDataset reads its clips
         _decode(video, wanted, spec.size, lambda j, image: crops.__setitem__((j, None), image))
     probs = []
-    with _one_thread(), torch.inference_mode():
+    with one_torch_thread(), torch.inference_mode():
         for i in range(0, len(jobs), BATCH):
             batch = jobs[i:i + BATCH]
             clips = np.stack([np.stack([crops[(int(j), owner)] for j in frames]) for owner, _, frames in batch])  # (B,T,H,W,C)

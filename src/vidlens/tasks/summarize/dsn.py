@@ -15,8 +15,7 @@ features (see `DSNConfig`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -24,18 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run small per-video models on one CPU thread: the bi-LSTM's tiny ops lose more to intra-op
-    thread hand-offs than they gain (measured: 100 DSN updates at N=412, 6.0 s on 1 thread vs 14.0 s
-    on 2 of 2 busy cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from vidlens.threads import one_torch_thread
 
 
 class DSN(nn.Module):
@@ -190,11 +178,11 @@ def train_dsn(
     clipped; the video's baseline moves towards the mean episode reward. Seeded (model init,
     sampling, video order). Returns the model (eval mode, on CPU) and one history row per epoch:
     `epoch`, `reward` (mean sampled reward), `cost`, `mean_prob`, `lr`, `seconds`.
-    `progress(done_epochs, epochs)` is called after every epoch. Runs on one CPU thread (`one_thread`).
+    `progress(done_epochs, epochs)` is called after every epoch. Runs on one CPU thread (`vidlens.threads.one_torch_thread`).
     `shots`: per sequence, `[a, b)` step ranges tiling it; the LSTM then restarts at every shot
     (`DSN.forward_shots`) while the reward still judges the whole video's summary.
     """
-    with one_thread():
+    with one_torch_thread():
         return _train_dsn(sequences, config, progress=progress, shots=shots)
 
 

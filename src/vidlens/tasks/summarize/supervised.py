@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vidlens.tasks.summarize.dsn import one_thread
+from vidlens.threads import one_torch_thread
 from vidlens.tasks.summarize.protocol import VideoRecord
 
 
@@ -93,7 +93,7 @@ def train_supervised(
     """Fit an `AttentionRegressor` to the min-max normalised `gtscore` of `train_keys` (MSE, one video
     per step, seeded shuffling). Returns the model in eval mode on CPU; appends one row per epoch
     (`epoch`, `loss`, `lr`, `seconds`) to `history` when given."""
-    with one_thread():
+    with one_torch_thread():
         return _train_supervised(records, train_keys, config, progress=progress, history=history)
 
 
