@@ -50,9 +50,13 @@ class Server:
 
 
 @contextmanager
-def running_server(tmp: Path, *args: str, api_key: str | None = None, startup_s: float = 180) -> Iterator[Server]:
-    """Start `vidlens serve ARGS` and wait until /healthz says ok; SIGTERM it afterwards."""
+def running_server(tmp: Path, *args: str, api_key: str | None = None, startup_s: float = 180,
+                   keep_jobs: bool = False) -> Iterator[Server]:
+    """Start `vidlens serve ARGS` and wait until /healthz says ok; SIGTERM it afterwards (unless the test
+    killed it). `keep_jobs`: the job store outlives the server (else `--no-keep-jobs`: a fresh folder in
+    the work dir, deleted at exit)."""
     work_dir = tmp / "work"
+    args = args if keep_jobs else ("--no-keep-jobs", *args)
     log = tmp / "server.log"
     env = {**os.environ, "VIDLENS_API_KEY": api_key} if api_key else {k: v for k, v in os.environ.items() if k != "VIDLENS_API_KEY"}
     try:
@@ -63,7 +67,8 @@ def running_server(tmp: Path, *args: str, api_key: str | None = None, startup_s:
     try:
         yield server
     finally:
-        process.terminate()
+        server.process.terminate()  # the test may have replaced the process (a restart)
+        process = server.process
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:

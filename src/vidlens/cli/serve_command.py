@@ -26,7 +26,12 @@ def serve_command(
     max_upload_mb: float = typer.Option(200.0, help="Largest upload accepted (413 above)."),
     job_timeout: float = typer.Option(600.0, help="Seconds a job may run before it is stopped and failed."),
     max_jobs: int = typer.Option(200, help="Finished jobs kept with their files; older ones are deleted."),
-    work_dir: Optional[Path] = typer.Option(None, help="Where uploads and artifacts live (a fresh folder inside; removed at exit)."),
+    work_dir: Optional[Path] = typer.Option(None, help="Where the job store (jobs.sqlite3), uploads and artifacts live; a restart on the same folder "
+                                                       "runs its unfinished jobs and keeps finished ones (default: a temp folder, removed at exit)."),
+    keep_jobs: bool = typer.Option(True, "--keep-jobs/--no-keep-jobs", help="With --work-dir: keep jobs across restarts (--no-keep-jobs: a fresh "
+                                                                            "folder inside, removed at exit, as without --work-dir)."),
+    engine: str = typer.Option("local", help="local: worker processes on this machine; ray: a Ray actor pool holding the models (pip install 'vidlens[ray]')."),
+    address: Optional[str] = typer.Option(None, help="With --engine ray: the cluster (auto, HOST:PORT or ray://HOST:PORT; default: a private local Ray)."),
     api_key: Optional[str] = typer.Option(None, envvar=API_KEY_ENV, help="Require this key (X-API-Key header) on every route but /healthz."),
 ) -> None:
     """Serve the tasks over HTTP: upload a video, get a job id, poll it; web page at /, API docs at /docs."""
@@ -46,10 +51,14 @@ def serve_command(
         av_model=str(av_model) if av_model else None,
         summarize=summarize, emotion=emotion, workers=workers, queue_size=queue_size, max_upload_mb=max_upload_mb,
         job_timeout_s=job_timeout, max_jobs=max_jobs, work_dir=str(work_dir) if work_dir else None, api_key=api_key or None,
+        keep_jobs=keep_jobs, engine=engine, ray_address=address,
     )
+    if address is not None and engine != "ray":
+        raise ConfigError(None, "--address needs --engine ray")
     if not config.tasks:
         raise ConfigError(None, "nothing to serve: give --checkpoint, or leave summarize or emotion on")
-    with console.status(f"starting {config.num_workers} worker process(es) and loading models"):
+    what = "Ray actor(s)" if engine == "ray" else "worker process(es)"
+    with console.status(f"starting {config.num_workers} {what} and loading models"):
         runtime = ServiceRuntime.start(config)
     auth = "API key required (X-API-Key)" if config.api_key else "no API key"
     console.print(f"serving {', '.join(config.tasks)} on http://{host}:{port}  ({config.num_workers} workers x "

@@ -25,11 +25,11 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 
 from vidlens import __version__
-from vidlens.errors import VideoDecodeError
+from vidlens.errors import ConfigError, VideoDecodeError
 from vidlens.io import probe
 from vidlens.serve.config import ServeConfig
 from vidlens.serve.guards import ApiKeyGuard, BodyLimit
-from vidlens.serve.jobs import Job, JobStore, video_facts
+from vidlens.serve.jobs import DB_NAME, Job, JobStore, video_facts
 from vidlens.serve.pool import WorkerPool
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and option fields on top of the file itself
@@ -48,29 +48,70 @@ class ServiceRuntime:
     config: ServeConfig
     work_dir: Path
     store: JobStore
-    pool: WorkerPool
+    pool: Any  # WorkerPool, or engine_ray.RayPool
     models: dict[str, Any]
+    lock: Any = None  # the open, locked WORK/server.lock
 
     @classmethod
     def start(cls, config: ServeConfig) -> ServiceRuntime:
-        """Make the work folder and start the workers (raises `ConfigError` when models cannot load)."""
+        """Open the work folder and its job store, start the workers, queue again the jobs an earlier server
+        on the same folder left unfinished (raises `ConfigError` when models cannot load or another
+        server uses the folder)."""
         base = Path(config.work_dir) if config.work_dir else None
         if base is not None:
             base.mkdir(parents=True, exist_ok=True)
-        work_dir = Path(tempfile.mkdtemp(prefix="vidlens-serve-", dir=base))
-        store = JobStore(work_dir, config.max_jobs)
-        pool = WorkerPool(config, store)
+        # Kept jobs: WORK/jobs.sqlite3 and WORK/jobs/<id>/; else a fresh folder, deleted at exit.
+        work_dir = base if config.keeps_jobs else Path(tempfile.mkdtemp(prefix="vidlens-serve-", dir=base))
+        lock = _lock_folder(work_dir)
         try:
+            store = (JobStore(work_dir / "jobs", config.max_jobs, db=work_dir / DB_NAME) if config.keeps_jobs
+                     else JobStore(work_dir, config.max_jobs))
+            again = store.reload()
+            pool = make_pool(config, store)
             models = pool.start()
         except BaseException:
-            shutil.rmtree(work_dir, ignore_errors=True)
+            lock.close()
+            if not config.keeps_jobs:
+                shutil.rmtree(work_dir, ignore_errors=True)
             raise
-        return cls(config, work_dir, store, pool, models)
+        for job in again:  # in their original order, whatever the queue bound
+            pool.submit(job, force=True)
+        return cls(config, work_dir, store, pool, models, lock)
 
     def close(self) -> None:
-        """Stop the workers and delete every upload and artifact."""
+        """Stop the workers; delete every upload and artifact unless jobs are kept (`keeps_jobs`)."""
         self.pool.stop()
-        shutil.rmtree(self.work_dir, ignore_errors=True)
+        self.store.close()
+        if self.lock is not None:
+            self.lock.close()
+        if not self.config.keeps_jobs:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def make_pool(config: ServeConfig, store: JobStore) -> Any:
+    """The engine's pool: worker processes (`local`) or a Ray actor pool (`ray`, imported only then)."""
+    if config.engine == "ray":
+        from vidlens.serve.engine_ray import RayPool
+
+        return RayPool(config, store)
+    return WorkerPool(config, store)
+
+
+def _lock_folder(folder: Path) -> Any:
+    """Hold an exclusive lock on `folder/server.lock` while this server runs (released by the OS if it dies):
+    two servers on one job store would run its jobs twice."""
+    handle = open(folder / "server.lock", "a+")
+    try:
+        import fcntl
+
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # not POSIX: no lock
+        pass
+    except OSError:
+        handle.close()
+        raise ConfigError(str(folder), "another vidlens serve is using this work folder (its job store); "
+                                       "give each server its own --work-dir") from None
+    return handle
 
 
 def safe_filename(filename: str | None) -> str:
@@ -132,6 +173,7 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
                 job.video = video_facts(probe(job.upload))
             except VideoDecodeError as exc:
                 raise HTTPException(415, f"not a readable video: {exc.reason}") from None
+            service.store.accept(job)  # in the job store (committed) before it is queued and before the 202
             if not service.pool.submit(job):
                 raise HTTPException(429, f"the job queue is full ({settings.queue_size} waiting); try again later",
                                     headers={"Retry-After": "5"})
@@ -185,6 +227,7 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
                                     "; ".join(f"{f['name']}: {f['error']}" for f in facts))
             job.filename = ", ".join(names) if len(", ".join(names)) <= 200 else f"{names[0]} and {len(names) - 1} more"
             job.video = {"videos": facts}
+            service.store.accept(job)  # in the job store (committed) before it is queued and before the 202
             if not service.pool.submit(job):
                 raise HTTPException(429, f"the job queue is full ({settings.queue_size} waiting); try again later",
                                     headers={"Retry-After": "5"})

@@ -9,6 +9,7 @@ from vidlens.errors import ConfigError
 
 TASKS = ("classify", "summarize", "emotion")
 API_KEY_ENV = "VIDLENS_API_KEY"
+ENGINES = ("local", "ray")
 
 
 def usable_cpus() -> int:
@@ -41,7 +42,10 @@ class ServeConfig:
     max_upload_mb: float = 200.0
     job_timeout_s: float = 600.0
     max_jobs: int = 200  # finished jobs kept (results and artifacts); older ones are deleted
-    work_dir: str | None = None  # uploads and artifacts live in a fresh folder here (default: the system temp dir)
+    work_dir: str | None = None  # the job store (jobs.sqlite3), uploads and artifacts (default: a fresh folder in the system temp dir)
+    keep_jobs: bool = True  # with work_dir: jobs survive a stop or crash (a restart on the same folder runs/keeps them)
+    engine: str = "local"  # "local": worker processes; "ray": a Ray actor pool (engine_ray.py)
+    ray_address: str | None = None  # with engine "ray": "auto", "HOST:PORT" or "ray://HOST:PORT" (default: a private local Ray)
     api_key: str | None = None  # required on every route but /healthz when set
     startup_timeout_s: float = 300.0
 
@@ -49,11 +53,18 @@ class ServeConfig:
         if self.workers < 0 or self.queue_size < 1 or self.max_upload_mb <= 0 or self.job_timeout_s <= 0 or self.max_jobs < 1:
             raise ConfigError(None, "workers >= 0, queue_size >= 1, max_jobs >= 1 and positive max_upload_mb / job_timeout_s, please "
                                     f"(got {self.workers}, {self.queue_size}, {self.max_jobs}, {self.max_upload_mb}, {self.job_timeout_s})")
+        if self.engine not in ENGINES:
+            raise ConfigError(None, f"unknown engine {self.engine!r}: use one of {', '.join(ENGINES)}")
         if self.api_key is not None and len(self.api_key) < 8:
             raise ConfigError(None, "the API key must be at least 8 characters")
         for path in [*self.checkpoints, self.summarizer, self.expression_model, self.voice_model, self.av_model]:
             if path is not None and not os.path.isfile(path):
                 raise ConfigError(path, "no such checkpoint file")
+
+    @property
+    def keeps_jobs(self) -> bool:
+        """Whether jobs outlive this server: a work folder given and `keep_jobs` (else a private temp folder, deleted at exit)."""
+        return self.keep_jobs and self.work_dir is not None
 
     @property
     def num_workers(self) -> int:

@@ -3,7 +3,11 @@
 Each slot owns one process (spawned, models loaded once) and a thread in the server that hands it
 jobs and waits for the answer under the job timeout. A job that overruns is failed with a reason
 and its process killed and replaced; a process that dies (out of memory, a crash in a decoder)
-fails only the job it was running. The queue is bounded: `submit` refuses when it is full.
+fails only the job it was running. The queue is bounded: `submit` refuses when it is full (jobs
+brought back from the job store at start-up are queued whatever the bound).
+
+A pool stopped gracefully with `keep_jobs` leaves its queued jobs queued and puts its running ones
+back in the queue, in the job store, for the next server on the same work folder.
 """
 
 from __future__ import annotations
@@ -112,7 +116,10 @@ class _Slot:
                 if message is None:
                     if ready or not process.is_alive():
                         if self.pool.stopping.is_set():
-                            store.finish(job, error="the server stopped while this job ran")
+                            if self.pool.config.keeps_jobs:
+                                store.requeue(job)
+                            else:
+                                store.finish(job, error="the server stopped while this job ran")
                             return
                         code = process.exitcode
                         store.finish(job, error=f"the worker process died while running this job (exit code {code})")
@@ -138,7 +145,8 @@ class WorkerPool:
     def __init__(self, config: ServeConfig, store: JobStore) -> None:
         self.config, self.store = config, store
         self.context = mp.get_context("spawn")  # fork after torch/threads is unsafe
-        self.queue: queue.Queue[Job] = queue.Queue(maxsize=config.queue_size)
+        self.queue: queue.Queue[Job] = queue.Queue()  # bounded by `submit` (reloaded jobs may exceed the bound)
+        self._submit_lock = threading.Lock()
         self.slots = [_Slot(self, i) for i in range(config.num_workers)]
         self.threads: list[threading.Thread] = []
         self.stopping = threading.Event()
@@ -167,13 +175,14 @@ class WorkerPool:
             self.threads.append(thread)
         return self.slots[0].models
 
-    def submit(self, job: Job) -> bool:
-        """Queue a job; False when the queue is full (the caller answers 429)."""
-        try:
+    def submit(self, job: Job, force: bool = False) -> bool:
+        """Queue a job; False when the queue is full (the caller answers 429). `force`: queue it whatever
+        the bound (jobs brought back from the job store)."""
+        with self._submit_lock:
+            if not force and self.queue.qsize() >= self.config.queue_size:
+                return False
             self.queue.put_nowait(job)
             return True
-        except queue.Full:
-            return False
 
     def _serve(self, slot: _Slot) -> None:
         while not self.stopping.is_set():
@@ -184,14 +193,16 @@ class WorkerPool:
             slot.run(job)
 
     def stop(self) -> None:
-        """Fail what is still queued, stop the threads and the processes."""
+        """Fail what is still queued (or, with `keep_jobs`, leave it queued in the job store for the next
+        start), stop the threads and the processes."""
         self.stopping.set()
         while True:
             try:
                 job = self.queue.get_nowait()
             except queue.Empty:
                 break
-            self.store.finish(job, error="the server stopped before this job ran")
+            if not self.config.keeps_jobs:
+                self.store.finish(job, error="the server stopped before this job ran")
         for slot in self.slots:
             slot.stop(kill=slot.busy_with is not None)
         for thread in self.threads:

@@ -98,17 +98,29 @@ def worker_main(conn: Any, config: ServeConfig, threads: int) -> None:
             now = time.monotonic()  # at most a few messages a second, and every change of stage
             if stage != last[1] or now - last[0] >= 0.25:
                 last[0], last[1] = now, stage
-                conn.send(("progress", job_id, stage, float(seconds)))
+                try:
+                    conn.send(("progress", job_id, stage, float(seconds)))
+                except OSError:  # the server is gone (killed): stop this job and exit
+                    raise _ServerGone from None
 
         try:
-            result, artifacts = run_job(models, config, kind, Path(video), Path(out_dir), name, options, progress, facts)
-            conn.send(("done", job_id, result, artifacts))
-        except VidlensError as exc:
-            conn.send(("failed", job_id, exc.reason))
-        except Exception as exc:  # noqa: BLE001 - one bad job must not take the worker down
-            last = traceback.extract_tb(exc.__traceback__)[-1:]
-            where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""
-            conn.send(("failed", job_id, f"internal error: {type(exc).__name__}: {exc}{where}"))
+            try:
+                result, artifacts = run_job(models, config, kind, Path(video), Path(out_dir), name, options, progress, facts)
+                conn.send(("done", job_id, result, artifacts))
+            except _ServerGone:
+                return
+            except VidlensError as exc:
+                conn.send(("failed", job_id, exc.reason))
+            except Exception as exc:  # noqa: BLE001 - one bad job must not take the worker down
+                last = traceback.extract_tb(exc.__traceback__)[-1:]
+                where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""
+                conn.send(("failed", job_id, f"internal error: {type(exc).__name__}: {exc}{where}"))
+        except OSError:  # the answer cannot be sent: the server is gone
+            return
+
+
+class _ServerGone(Exception):
+    """The pipe to the server broke mid-job (the server was killed): the worker exits quietly."""
 
 
 def run_job(models: LoadedModels, config: ServeConfig, kind: str, video: Path, out: Path, name: str,
