@@ -55,7 +55,7 @@ def test_kill_9_with_jobs_queued_and_running_loses_no_job(tmp_path):
             before = first.wait(client, upload(client, short, method="uniform", ratio=0.3))  # never interrupted
             assert before["status"] == "done", before
             running = upload(client, long, ratio=0.3)
-            queued = [upload(client, long, method="kmeans", ratio=0.2), upload(client, short, method="uniform", ratio=0.3)]
+            queued = [upload(client, short, method="kmeans", ratio=0.2), upload(client, short, method="uniform", ratio=0.3)]
             wait_running(client, running)
             assert [client.get(f"/v1/jobs/{j}").json()["status"] for j in queued] == ["queued", "queued"]
         kill9(first)
@@ -87,6 +87,13 @@ def test_kill_9_with_jobs_queued_and_running_loses_no_job(tmp_path):
             for job in done.values():
                 for url in job["artifacts"].values():
                     assert client.get(url).status_code == 200
+            late = upload(client, long, method="uniform", ratio=0.3)
+            wait_running(client, late)
+    # SIGTERM (a graceful stop) puts the running job back in the queue without counting an attempt.
+    assert third.process.returncode is not None and stored(third)[late] == ("queued", 0)
+    with running_server(tmp_path, *ARGS, keep_jobs=True) as fourth:
+        with fourth.client() as client:
+            assert fourth.wait(client, late)["status"] == "done"
     assert done[running]["status"] == "failed"
     assert done[running]["error"] == "the server stopped while this job was running (tried 2 times)"
     assert [done[j]["status"] for j in queued] == ["done", "done"], [done[j]["error"] for j in queued]
@@ -96,5 +103,6 @@ def test_kill_9_with_jobs_queued_and_running_loses_no_job(tmp_path):
     assert done[queued[0]]["result"]["method"] == "kmeans" and done[queued[0]]["result"]["selected"]
     assert set(done[queued[0]]["result"]) == set(before["result"])
     assert done[before["id"]] == before
-    assert not list((third.work_dir / "jobs").glob("*/upload"))  # uploads go when their jobs end
-    assert "Traceback" not in third.log.read_text()
+    assert not list((fourth.work_dir / "jobs").glob("*/upload"))  # uploads go when their jobs end
+    assert stored(fourth)[late] == ("done", 1)
+    assert "Traceback" not in fourth.log.read_text()

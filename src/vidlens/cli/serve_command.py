@@ -61,8 +61,11 @@ def serve_command(
     with console.status(f"starting {config.num_workers} {what} and loading models"):
         runtime = ServiceRuntime.start(config)
     auth = "API key required (X-API-Key)" if config.api_key else "no API key"
-    console.print(f"serving {', '.join(config.tasks)} on http://{host}:{port}  ({config.num_workers} workers x "
-                  f"{config.threads_per_worker} threads, queue {config.queue_size}, {auth}); docs at /docs, page at /")
+    pool = (f"{config.num_workers} Ray actors" if engine == "ray" else
+            f"{config.num_workers} workers x {config.threads_per_worker} threads")
+    store = f"jobs kept in {config.work_dir}" if config.keeps_jobs else "jobs removed at exit"
+    console.print(f"serving {', '.join(config.tasks)} on http://{host}:{port}  ({pool}, queue {config.queue_size}, {store}, {auth}); "
+                  "docs at /docs, page at /")
     uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning" if STATE.quiet else "info",
                 timeout_graceful_shutdown=10)
 

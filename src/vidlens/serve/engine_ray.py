@@ -24,6 +24,7 @@ import logging
 import os
 import queue
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -63,8 +64,10 @@ def models_digest(config: ServeConfig) -> str:
 
 
 class ServeActor:
-    """One actor: the service's models, loaded once; runs one job at a time (`run`), reports its progress
-    (`progress`, answered while a job runs: the actor has a few threads, and a lock around jobs)."""
+    """One actor: the service's models, loaded once; runs one job at a time (`run`, under a lock: calls
+    from several replicas wait for it), reports the running job's progress (`progress`, answered while
+    a job runs: the actor has several threads). The job timeout is counted from when `progress` first
+    names the job, so a job waiting behind another replica's does not time out (nor kill that one)."""
 
     def __init__(self, config: ServeConfig) -> None:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -153,7 +156,7 @@ class RayPool:
             actor_class = ray.remote(ServeActor)
             digest = models_digest(self.config)
             options: dict[str, Any] = {"namespace": NAMESPACE, "get_if_exists": True, "num_cpus": 1, "max_restarts": -1,
-                                       "max_task_retries": 0, "max_concurrency": 4}
+                                       "max_task_retries": 0, "max_concurrency": 16}
             if self.config.ray_address is not None:
                 options["lifetime"] = "detached"  # shared by the replicas; outlives each of them
             handles = [actor_class.options(name=f"vidlens-serve-{digest}-{i}", **options).remote(self.config)
@@ -182,6 +185,15 @@ class RayPool:
     def _connect(self, ray: Any) -> None:
         if ray.is_initialized():
             return
+        saved = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+        try:
+            self._init(ray)
+        finally:
+            if saved is not None:  # ray.init makes SIGTERM exit at once; the server's graceful stop needs it
+                signal.signal(signal.SIGTERM, saved)
+        self.started_ray = True
+
+    def _init(self, ray: Any) -> None:
         quiet = {"log_to_driver": False, "configure_logging": False, "logging_level": logging.WARNING}
         if self.config.ray_address is None:  # a private local Ray, one CPU per actor
             for key, value in {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}.items():
@@ -192,7 +204,6 @@ class RayPool:
                 ray.init(address=self.config.ray_address, namespace=NAMESPACE, **quiet)
             except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
                 raise ConfigError(None, f"cannot connect to the Ray cluster at {self.config.ray_address!r}: {exc}") from None
-        self.started_ray = True
 
     def _disconnect(self) -> None:
         if self.started_ray and self.ray is not None:
@@ -226,7 +237,7 @@ class RayPool:
         uploads = {p.name: p.read_bytes() for p in sorted(job.upload.parent.iterdir()) if p.is_file()}
         store.started(job)
         ref = slot.handle.run.remote(job.id, job.kind, uploads, job.upload.name, job.filename, job.options, job.video)
-        deadline = time.monotonic() + timeout
+        deadline: float | None = None  # from when the actor starts it: waiting behind another replica's job is not ours
         while True:
             ready, _ = ray.wait([ref], timeout=POLL_S)
             if ready:
@@ -237,7 +248,7 @@ class RayPool:
                 else:
                     store.finish(job, error="the server stopped while this job ran")
                 return
-            if time.monotonic() > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 store.finish(job, error=f"timed out after {timeout:g} s (the job was stopped)")
                 slot.restarts += 1
                 ray.kill(slot.handle, no_restart=False)  # Ray restarts the actor (models loaded again)
@@ -246,8 +257,13 @@ class RayPool:
                 current = ray.get(slot.handle.progress.remote(), timeout=POLL_S)
             except Exception:  # noqa: BLE001 - progress is best effort
                 current = None
-            if current is not None and current[0] == job.id and current[1]:
-                store.progressed(job, current[1], current[2])
+            if current is not None and current[0] == job.id:
+                if deadline is None:
+                    deadline = time.monotonic() + timeout
+                if current[1]:
+                    store.progressed(job, current[1], current[2])
+            elif deadline is None and job.stage is None:
+                store.progressed(job, "waiting for a Ray actor", 0.0)
         try:
             status, payload, artifacts, files = ray.get(ref)
         except ray.exceptions.RayActorError as exc:
