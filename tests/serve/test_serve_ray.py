@@ -5,6 +5,7 @@ jobs give what the local engine (the package's `server`: worker processes) gives
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import httpx
@@ -82,3 +83,29 @@ def test_two_replicas_share_one_actor_pool_and_answer_as_the_local_engine(cluste
             health = c1.get("/healthz").json()
             assert health["status"] == "ok" and health["engine"] == "ray" and health["workers"] == 1
     assert "Traceback" not in one.log.read_text() + two.log.read_text()
+
+
+def test_private_ray_of_one_server_survives_kill_9_and_answers_as_the_local_engine(server, tmp_path):
+    """`--engine ray` without `--address`: the server starts its own local Ray (gone with it when it is
+    killed); jobs queued and running at a kill -9 run after the restart, as on the local engine."""
+    long, short = sample_media("bikes.mp4"), sample_media("carphone_pristine.mp4")
+    args = ("--engine", "ray", "--workers", "1", "--no-emotion")
+    with running_server(tmp_path, *args, keep_jobs=True) as first:
+        with first.client() as client:
+            ids = [upload(client, "summarize", long, ratio=0.3), upload(client, "summarize", short, method="uniform", ratio=0.3)]
+            deadline = time.monotonic() + 60
+            while client.get(f"/v1/jobs/{ids[0]}").json()["stage"] in (None, "waiting for a Ray actor"):
+                assert time.monotonic() < deadline, "the first job never started on the actor"
+                time.sleep(0.05)
+            assert client.get(f"/v1/jobs/{ids[1]}").json()["status"] == "queued"
+        first.process.kill()
+        first.process.wait(30)
+    with running_server(tmp_path, *args, keep_jobs=True) as second:
+        with second.client() as client, server.client() as local:
+            done = [second.wait(client, job_id) for job_id in ids]
+            reference = server.wait(local, upload(local, "summarize", short, method="uniform", ratio=0.3))
+            for job in done:
+                assert job["status"] == "done", job["error"]
+                assert client.get(job["artifacts"]["summary.mp4"]).status_code == 200
+    assert done[1]["result"] == reference["result"] and set(done[1]["artifacts"]) == set(reference["artifacts"])
+    assert "Traceback" not in second.log.read_text()
