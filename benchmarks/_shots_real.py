@@ -167,7 +167,7 @@ def model_info(model: str | None) -> str:
 
 def build_sets(work: Path, quick: bool, seed: int, log) -> tuple[TransitionSet, TransitionSet]:
     """The EVAL split at 640x360 and at 1280x720 (same settings and seed); checks both hold the same joins."""
-    sizes = dict(num_videos=2, segments_per_video=5, negatives=False, only=list(QUICK_SOURCES)) if quick \
+    sizes = dict(num_videos=1, segments_per_video=5, negatives=False, only=list(QUICK_SOURCES)) if quick \
         else dict(num_videos=6)
     t0 = time.perf_counter()
     small = build_transition_set(work, "eval", seed=seed, **sizes)
@@ -310,7 +310,7 @@ def run(args, argv: list[str], script: str, log) -> None:
               "detection more or less moves a kind's F1 by up to ~0.3; another `--seed` draws other segments and kinds.")
     notes.add(f"Run time {time.perf_counter() - t_start:.0f} s (accuracy {t_acc:.0f} s, speed "
               f"{sum(sum(w.values()) for w in wall.values()):.0f} s)"
-              + (" (--quick: 2 small videos from 3 short sources, no negatives; not the published figures)"
+              + (" (--quick: 1 small video from 3 short sources, no negatives; not the published figures)"
                  if args.quick else ""))
     common.publish_table_section(args.results, SECTION, argv, script,
                                  ["vidlens", "scenedetect", "opencv-python-headless", "av", "onnxruntime"], headers, rows,

@@ -61,7 +61,7 @@ def cluster():
     """One local Ray cluster for the module (2 CPUs); the engine uses it as it is. Yields its address."""
     saved = {k: os.environ.get(k) for k in RAY_ENV}
     os.environ.update(RAY_ENV)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)  # never another test's cluster
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -107,26 +107,25 @@ def test_shots_on_ray_match_the_local_engine_and_vidlens_shots(cluster, video_fo
     assert pool_released()
 
 
-def test_classify_on_ray_matches_the_local_engine_and_vidlens_predict(cluster, video_folder, checkpoint, tmp_path):
-    on_ray, local = tmp_path / "ray", tmp_path / "local"
+def test_classify_on_ray_matches_vidlens_predict(cluster, video_folder, checkpoint, tmp_path):
+    """Ray == `vidlens predict` per video (the local engine == `vidlens predict` is tested in test_batch_local)."""
+    on_ray = tmp_path / "ray"
     assert cli("--quiet", "batch", "classify", video_folder, "--out", on_ray, "--checkpoint", checkpoint,
                "--engine", "ray", "--workers", 2) == 2
-    assert cli("--quiet", "batch", "classify", video_folder, "--out", local, "--checkpoint", checkpoint, "--workers", 2) == 2
     assert cli("--quiet", "predict", video_folder, "--checkpoint", checkpoint, "--out", tmp_path / "predict") == 2
     single = {Path(r["path"]).name: r for r in map(json.loads, (tmp_path / "predict" / "predictions.jsonl").read_text().splitlines())}
     ray_table = by_name(pq.read_table(on_ray / "results.parquet").to_pylist())
-    local_table = by_name(pq.read_table(local / "results.parquet").to_pylist())
-    assert set(ray_table) == set(local_table) == set(single)
+    assert set(ray_table) == set(single)
     for name, row in ray_table.items():
         if name == CORRUPT:
-            assert row["status"] == "failed" and row["error"] == local_table[name]["error"] and row["label"] is None
+            assert row["status"] == "failed" and row["error"] and row["label"] is None and "error" in single[name]
             continue
         assert row["status"] == "done", row
-        assert row["label"] == local_table[name]["label"] == single[name]["top"][0]["label"]
-        assert row["score"] == pytest.approx(local_table[name]["score"], abs=1e-6)
+        assert row["label"] == single[name]["top"][0]["label"]
         assert row["score"] == pytest.approx(single[name]["top"][0]["score"], abs=1e-5)
         own = json.loads((Path(row["out_dir"]) / "predictions.jsonl").read_text())
-        assert own["top"] == json.loads((Path(local_table[name]["out_dir"]) / "predictions.jsonl").read_text())["top"]
+        assert [t["label"] for t in own["top"]] == [t["label"] for t in single[name]["top"]]
+        assert [t["score"] for t in own["top"]] == pytest.approx([t["score"] for t in single[name]["top"]], abs=1e-5)
 
 
 def _stages(out: Path, stem: str) -> list[int]:

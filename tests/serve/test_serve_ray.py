@@ -33,7 +33,7 @@ def cluster():
     """A real local Ray cluster; its address is what `--address` gets."""
     saved = {k: os.environ.get(k) for k in RAY_ENV}
     os.environ.update(RAY_ENV)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)  # never another test's cluster
     try:
         yield ray.get_runtime_context().gcs_address
     finally:

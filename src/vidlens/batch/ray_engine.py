@@ -180,7 +180,7 @@ def _cluster(ray: Any, address: str | None, workers: int | None) -> Iterator[boo
         for key, value in env.items():
             os.environ.setdefault(key, value)
         try:
-            ray.init(num_cpus=workers or default_workers(), include_dashboard=False, log_to_driver=False,
+            ray.init(address="local", num_cpus=workers or default_workers(), include_dashboard=False, log_to_driver=False,
                      configure_logging=False, logging_level=logging.WARNING)
         finally:
             for key, value in saved.items():

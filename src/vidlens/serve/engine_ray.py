@@ -198,7 +198,7 @@ class RayPool:
         if self.config.ray_address is None:  # a private local Ray, one CPU per actor
             for key, value in {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}.items():
                 os.environ.setdefault(key, value)
-            ray.init(num_cpus=self.config.num_workers, include_dashboard=False, namespace=NAMESPACE, **quiet)
+            ray.init(address="local", num_cpus=self.config.num_workers, include_dashboard=False, namespace=NAMESPACE, **quiet)
         else:
             try:
                 ray.init(address=self.config.ray_address, namespace=NAMESPACE, **quiet)
