@@ -216,3 +216,13 @@ def test_features_batch_embeds_on_the_device_asked_for(tmp_path, capsys):
         capsys.readouterr()
         assert cli("--quiet", "batch", "features", folder, "--out", tmp_path / "cuda", "--device", "cuda") == 2
         assert "sees no GPU" in capsys.readouterr().err
+
+
+def test_rows_carry_the_videos_frames_and_duration(shots_batch, video_folder):
+    """The table says how long each video is (the progress bar's frames/s comes from it); ffprobe agrees."""
+    from vidlens.testing.real import ffprobe_frame_count
+
+    rows = {Path(r["video"]).name: r for r in ResultStore(shots_batch).latest_rows()}
+    assert rows[CORRUPT]["video_frames"] is None and rows[CORRUPT]["status"] == "failed"
+    bikes = rows["bikes.mp4"]
+    assert bikes["video_frames"] == ffprobe_frame_count(video_folder / "bikes.mp4") and bikes["duration_s"] > 0

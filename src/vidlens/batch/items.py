@@ -182,11 +182,22 @@ def failed_row(item: BatchItem, task: str, error: str, worker: str = "", attempt
             "seconds": None, "worker": worker, "attempt": attempt}
 
 
+def _video_facts(video: str, row: dict[str, Any]) -> None:
+    """`video_frames` and `duration_s` from the container header; left None when it cannot be read (the task says why)."""
+    from vidlens.io import probe
+
+    try:
+        info = probe(video)
+    except Exception:  # noqa: BLE001 - the task's own run reports the reason
+        return
+    row["video_frames"], row["duration_s"] = int(info.num_frames), round(float(info.duration_s), 3)
+
+
 def run_item(spec: TaskSpec, models: Any, item: BatchItem, options: dict) -> dict[str, Any]:
     """Run one video; never raises (but lets KeyboardInterrupt through).
 
     Returns the row `{video, key, out_dir, status: "done"|"failed", error, task, started, seconds, worker,
-    <headline...>}`; the video's files are staged beside `out_dir` and moved into it only on success,
+    <headline...>, video_frames, duration_s}`; the video's files are staged beside `out_dir` and moved into it only on success,
     so a failed or killed run leaves no half-written folder.
     """
     from vidlens.outputs import staged_output
@@ -197,10 +208,12 @@ def run_item(spec: TaskSpec, models: Any, item: BatchItem, options: dict) -> dic
                            "seconds": None, "worker": worker_name()}
     for name in spec.headline:
         row[name] = None
+    row["video_frames"] = row["duration_s"] = None  # of the video, when its header can be read (for frames/s)
     start = time.perf_counter()
     try:
         if not os.path.isfile(item.video):
             raise VidlensError(item.video, "file not found")
+        _video_facts(item.video, row)
         with staged_output(item.out_dir) as stage:
             fields = spec.run(models, Path(item.video), stage.path, options)
         row.update({k: fields.get(k) for k in spec.headline})

@@ -120,18 +120,20 @@ def batch_command(
 
 def _run(engine: str, todo: list, task: str, options: dict, store: Any, workers: int | None, address: str | None,
          gpus_per_worker: float) -> list[dict[str, Any]]:
-    """Run on the chosen engine under a bar: videos done of all, videos/s and frames... as rows arrive."""
+    """Run on the chosen engine under a bar: videos done of all, videos/s, frames/s, failures and ETA, as rows arrive."""
     with make_progress() as bar:
         handle = bar.add_task(f"batch {task}", total=len(todo))
         start = time.monotonic()
-        count = [0, 0]  # done, failed
+        count = [0, 0, 0]  # done, failed, frames of the done videos
 
         def progress(row: dict[str, Any]) -> None:
-            count[0 if row.get("status") == "done" else 1] += 1
-            n = count[0] + count[1]
-            rate = n / max(time.monotonic() - start, 1e-9)
+            done = row.get("status") == "done"
+            count[0 if done else 1] += 1
+            count[2] += int(row.get("video_frames") or 0) if done else 0
+            n, elapsed = count[0] + count[1], max(time.monotonic() - start, 1e-9)
             bar.update(handle, completed=n,
-                       description=f"batch {task} ({rate:.2f} videos/s, {count[1]} failed)")
+                       description=f"batch {task} ({n / elapsed:.2f} videos/s, {count[2] / elapsed:.0f} frames/s, "
+                                   f"{count[1]} failed)")
 
         if engine == "ray":
             try:
