@@ -101,3 +101,27 @@ def test_a_text_file_shows_the_servers_reason(server, browser, tmp_path):
     browser.find_element(By.ID, "submit").click()
     text = wait_for(browser, status_is("rejected", "failed", "done"), 60)
     assert text.startswith("rejected (415): not a readable video")
+
+
+def test_several_videos_for_emotion_make_one_job_with_a_row_each(server, browser, tmp_path):
+    """Emotion takes a folder's worth of uploads at once: one job, a table row per video, summary.png."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from vidlens.testing.real import realdata
+
+    clips = [realdata(f"expressions/W011_front_{name}_001.mp4") for name in ("happy_level3", "surprised_level3")]
+    browser.get(f"{server.url}/?api_key={API_KEY}")
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#task option"))
+    Select(browser.find_element(By.ID, "task")).select_by_value("emotion")
+    browser.find_element(By.ID, "file").send_keys("\n".join(str(c) for c in clips))
+    browser.find_element(By.ID, "submit").click()
+    assert wait_for(browser, status_is("done", "failed", "rejected")) == "done"
+    assert browser.find_element(By.ID, "emotion-facts").text == "2 of 2 videos analysed"
+    rows = browser.find_elements(By.CSS_SELECTOR, "#videos tr")[1:]
+    assert sorted(r.find_elements(By.TAG_NAME, "td")[0].text for r in rows) == sorted(c.name for c in clips)
+    assert {r.find_elements(By.TAG_NAME, "td")[4].text for r in rows} == {"ok"}
+    happy = next(r for r in rows if "happy" in r.find_elements(By.TAG_NAME, "td")[0].text)
+    assert happy.find_elements(By.TAG_NAME, "td")[2].text == "happy"  # the acted smile
+    image = browser.find_element(By.CSS_SELECTOR, "img[data-artifact='summary.png']")
+    wait_for(browser, lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image), 30)
