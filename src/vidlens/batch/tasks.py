@@ -289,11 +289,44 @@ def _features_spec() -> TaskSpec:
                     "one mean-pooled ImageNet embedding per video, for retrieval")
 
 
+# ------------------------------------------------------------------ tags
+
+def _tags_load(options: dict[str, Any]) -> Any:
+    """The ImageNet MobileNetV2 (with its classifier) once per worker, and the user's classifier if --checkpoint."""
+    from vidlens.tasks.tags import TagModel
+
+    classifier = None
+    if options.get("checkpoint"):
+        from vidlens.tasks.predictor import VideoClassifier
+
+        classifier = VideoClassifier.from_checkpoints([str(options["checkpoint"])], device=resolve_device(options))
+    return TagModel(device=resolve_device(options)), classifier
+
+
+def _tags_run(models: Any, video: Path, out_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """tags.json, tags.csv, tags.png: `vidlens tags VIDEO` (tag_video + write_tag_outputs)."""
+    from vidlens.tasks.tags import TagConfig, tag_video, write_tag_outputs
+
+    model, classifier = models
+    result = tag_video(video, _config(TagConfig, options), model, classifier=classifier)
+    write_tag_outputs(result, out_dir, sheet=bool(options.get("plot", True)))
+    return {"tags": ", ".join(t["tag"] for t in result.tags[:5]), "shots": len(result.shots)}
+
+
+def _tags_spec() -> TaskSpec:
+    from vidlens.tasks.tags import TagConfig
+
+    return TaskSpec("tags", _tags_load, _tags_run, ("tags", "shots"),
+                    {**asdict(TagConfig()), "checkpoint": None, "plot": True, "device": "auto"},
+                    ("tags.json", "tags.csv", "tags.png"), "readable ImageNet tags per shot and per video")
+
+
 # name -> builder; a spec is built on first use (its defaults import that task's config, and some of
 # those modules import torch: a shots batch should not pay for that).
 _BUILDERS: dict[str, Callable[[], TaskSpec]] = {
     "classify": _classify_spec, "shots": _shots_spec, "keyframes": _keyframes_spec,
     "summarize": _summarize_spec, "emotion": _emotion_spec, "features": _features_spec,
+    "tags": _tags_spec,
 }
 
 

@@ -25,6 +25,7 @@ from vidlens.cli.recognition_commands import register as register_recognition
 from vidlens.cli.serve_command import register as register_serve
 from vidlens.cli.shots_command import register as register_shots
 from vidlens.cli.stream_command import register as register_stream
+from vidlens.cli.tags_command import register as register_tags
 from vidlens.cli.summarize_commands import summarize_app
 from vidlens.cli.summarize_video_command import register as register_summarize_video
 from vidlens.errors import VidlensError
@@ -61,6 +62,7 @@ register_models(app)
 register_recognition(app)
 register_shots(app)
 register_keyframes(app)
+register_tags(app)
 register_emotion(app)
 register_export(app)
 register_stream(app)
