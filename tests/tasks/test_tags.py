@@ -133,3 +133,30 @@ def test_batch_tags_over_two_videos(tmp_path):
     assert "bicycle" in table["bikes.mp4"]["tags"]
     assert table["bikes.mp4"]["shots"] >= 3
     assert (Path(table["street.avi"]["out_dir"]) / "tags.json").is_file()
+
+
+def test_checkpoint_adds_the_user_classifier_labels(tmp_path):
+    """An untrained tiny C3D (seeded): its labels must come out beside the ImageNet tags, as `predict` ranks them."""
+    import torch
+
+    from vidlens.data.samplers import SamplerConfig
+    from vidlens.data.transforms import TransformConfig
+    from vidlens.engine import save_checkpoint
+    from vidlens.models import build_model
+    from vidlens.tasks.classify import preprocess_fields
+    from vidlens.tasks.predictor import VideoClassifier
+
+    classes = ["cartoon", "street", "nature"]
+    torch.manual_seed(0)
+    net = build_model("c3d", len(classes), load_weights=False, width=0.25)
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", {
+        "model": "c3d", "model_args": net.model_args, "state_dict": net.state_dict(), "labels": classes,
+        "preprocess": preprocess_fields(SamplerConfig(mode="clip", clip_len=8, stride=1),
+                                        TransformConfig(size=32, resize=32, crop="center", hflip=False), 32),
+        "config": {}, "metrics": {}})
+    out = tmp_path / "tags"
+    assert cli("tags", STREET, "--out", out, "--checkpoint", ckpt) == 0
+    labels = json.loads((out / "tags.json").read_text())["labels"]
+    assert sorted(t["label"] for t in labels) == sorted(classes)
+    expected = VideoClassifier.from_checkpoints([str(ckpt)]).predict(STREET, 5)["top"][0]["label"]
+    assert labels[0]["label"] == expected
