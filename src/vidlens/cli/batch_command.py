@@ -44,7 +44,7 @@ def parse_options(items: list[str] | None) -> dict[str, Any]:
 
 
 def batch_command(
-    task: str = typer.Argument(..., help="classify | shots | keyframes | summarize | emotion | features."),
+    task: str = typer.Argument(..., help="classify | shots | keyframes | summarize | emotion | features | tags."),
     inputs: str = typer.Argument(..., help="A folder (recursive), a glob ('clips/**/*.mp4') or a manifest "
                                            "(.csv with a path column, .txt with one path a line)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: OUT/<video stem>/ per video, results.jsonl, results.parquet."),
