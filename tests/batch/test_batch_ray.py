@@ -46,8 +46,8 @@ def by_name(rows: list[dict]) -> dict[str, dict]:
     return {Path(r["video"]).name: r for r in rows}
 
 
-def pool_released(timeout: float = 10.0) -> bool:
-    """Both CPUs of the test cluster free again (Ray frees a killed actor's CPU asynchronously)."""
+def pool_released(timeout: float = 60.0) -> bool:
+    """Both CPUs of the test cluster free again (Ray frees a stopped or killed actor's CPU asynchronously: seconds on a busy machine)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ray.available_resources().get("CPU") == 2:
