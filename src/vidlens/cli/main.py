@@ -18,6 +18,7 @@ from vidlens.cli.demo_command import register as register_demo
 from vidlens.cli.emotion_commands import register as register_emotion
 from vidlens.cli.export_command import register as register_export
 from vidlens.cli.features_command import register as register_features
+from vidlens.cli.index_commands import register as register_index
 from vidlens.cli.io_commands import register as register_io
 from vidlens.cli.keyframes_command import register as register_keyframes
 from vidlens.cli.models_command import register as register_models
@@ -68,6 +69,7 @@ register_export(app)
 register_stream(app)
 register_serve(app)
 register_batch(app)
+register_index(app)
 app.add_typer(data_app, name="data")
 register_summarize_video(summarize_app)
 app.add_typer(summarize_app, name="summarize")
