@@ -62,7 +62,7 @@ def _add(index: Any, videos: list[Path], texts: dict[str, str], workers: int, as
         task = bar.add_task("indexing", total=len(videos))
         report = index.add_videos(videos, text=texts, workers=workers, progress=lambda p, s: bar.advance(task))
     if as_json:
-        console.print_json(json.dumps({**report.to_json(), "index": index.info()}))
+        typer.echo(json.dumps({**report.to_json(), "index": index.info()}, indent=2))
     else:
         info = index.info()
         console.print(f"added {len(report.added)}, skipped {len(report.skipped)} (already indexed), "
@@ -155,7 +155,7 @@ def info_command(
     if as_json:
         if list_videos:
             info["video_list"] = [{k: v[k] for k in ("id", "path", "duration_s", "tags", "user_text")} for v in vids]
-        console.print_json(json.dumps(info))
+        typer.echo(json.dumps(info, indent=2))
         return
     table = Table(title=f"index {escape(str(index_dir))}", show_header=False)
     seg = info["segments"]
@@ -211,7 +211,7 @@ def search_command(
             result = search_text(index, str(text), k=k)
         files = write_search_outputs(result, out) if out is not None else []
     if as_json:
-        console.print_json(json.dumps(result.to_json()))
+        typer.echo(json.dumps(result.to_json(), indent=2))
         return
     table = Table("#", "video", "score", "from", "to", "kind", "tags", "why", title=f"search by {given[0][2:]}")
     for i, h in enumerate(result.hits, 1):
