@@ -80,7 +80,9 @@ def build_command(
     out: Path = typer.Option(..., "--out", "-o", help="Index folder (created; an existing index is resumed)."),
     text: Optional[str] = typer.Option(None, "--text", help="Text attached to every video (searchable with --text)."),
     workers: int = typer.Option(1, "--workers", help="Processes computing videos (the index is written by this one)."),
-    engine: str = typer.Option("local", "--engine", help="local (this machine's processes)."),
+    engine: str = typer.Option("local", "--engine", help="local (this process, or --workers processes) or ray "
+                                                         "(the batch engine's Ray actor pool; resumable in OUT/batch)."),
+    address: Optional[str] = typer.Option(None, "--address", help="ray: cluster address; default: a local Ray."),
     tags: bool = typer.Option(True, "--tags/--no-tags", help="ImageNet tags per shot and video (decodes once more)."),
     window_s: float = typer.Option(4.0, "--window", help="Fixed window length, seconds (time ranges in long shots)."),
     hop_s: float = typer.Option(2.0, "--hop", help="Step between windows, seconds."),
@@ -89,8 +91,8 @@ def build_command(
     """Index every video of INPUTS: frame descriptors (2 fps), shots, windows, tags and text vectors."""
     from vidlens.tasks.retrieval.index import IndexOptions, VideoIndex
 
-    if engine != "local":
-        raise ConfigError(None, f"--engine {engine}: only 'local' is available for index build in this version")
+    if engine not in ("local", "ray"):
+        raise ConfigError(None, f"--engine must be local or ray, got {engine!r}")
     if workers < 1:
         raise ConfigError(None, f"--workers must be at least 1, got {workers}")
     videos, texts = _expand([inputs])
@@ -101,7 +103,43 @@ def build_command(
     else:
         index = VideoIndex.create(out, options=IndexOptions(window_s=window_s, hop_s=hop_s, tags=tags))
     with index:
-        _add(index, videos, texts, workers, as_json)
+        if engine == "ray":
+            _add_through_batch(index, inputs, texts, workers, address, as_json)
+        else:
+            _add(index, videos, texts, workers, as_json)
+
+
+def _add_through_batch(index: Any, inputs: str, texts: dict[str, str], workers: int, address: str | None,
+                       as_json: bool) -> None:
+    """The batch engine's `index` task computes each video on Ray (resumable rows in INDEX/batch/);
+    this process then adds the finished entries (text vectors made here, with the user's text)."""
+    from vidlens.batch import TASKS, ResultStore, get_task, plan_batch, resolve_options
+    from vidlens.cli.batch_command import _run
+    from vidlens.tasks.retrieval.index import batch_options
+
+    if "index" not in TASKS:
+        raise ConfigError(None, "--engine ray needs the batch task 'index' (vidlens.tasks.retrieval.index."
+                                "index_task_spec), which this vidlens does not register; use --engine local")
+    out = index.path / "batch"
+    options = batch_options(index.embed_config, index.options)
+    store = ResultStore(out)
+    todo, done = plan_batch(inputs, "index", options, out, store)
+    rows = _run("ray", todo, "index", resolve_options(get_task("index"), options), store, workers, address, 0.0) if todo else []
+    store.write_table()
+    folders = [r["out_dir"] for r in rows if r.get("status") == "done"] + [item.out_dir for item in done]
+    before = index.info()["videos"]
+    index.add_computed(folders, text=texts)
+    failed = [(str(r.get("video")), str(r.get("error"))) for r in rows if r.get("status") != "done"]
+    info = index.info()
+    if as_json:
+        typer.echo(json.dumps({"added": info["videos"] - before, "failed": [{"video": v, "reason": e} for v, e in failed],
+                               "index": info}, indent=2))
+    else:
+        console.print(f"added {info['videos'] - before}, failed {len(failed)}; the index holds {info['videos']} videos "
+                      f"-> {escape(str(index.path))}", highlight=False, soft_wrap=True)
+        print_skipped(failed, "files could not be indexed")
+    if failed:
+        raise typer.Exit(1)
 
 
 @index_app.command("add")

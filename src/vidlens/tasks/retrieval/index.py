@@ -33,7 +33,8 @@ import numpy as np
 from vidlens.errors import ConfigError, VidlensError
 
 __all__ = ["IndexOptions", "Segment", "VideoEntry", "AddReport", "IndexModels", "VideoIndex", "compute_entry",
-           "segment_text", "INDEX_FORMAT", "SCHEMA_VERSION"]
+           "set_text", "segment_text", "save_entry", "load_entry", "index_task_spec", "batch_options",
+           "INDEX_FORMAT", "SCHEMA_VERSION"]
 
 INDEX_FORMAT = 1
 # MIGRATIONS[i] brings a meta.sqlite from user_version i to i + 1 (append, never edit a shipped one).
@@ -78,6 +79,7 @@ class Segment:
     end_s: float
     tags: list[str] = field(default_factory=list)
     text: str = ""  # what the text vector was made from ('' = no text vector)
+    words: str = ""  # the tags/look/label part of `text` (the user's text is added to it)
 
 
 @dataclass
@@ -185,8 +187,8 @@ def window_starts(duration: float, window: float, hop: float) -> list[float]:
 
 
 def compute_entry(path: str | os.PathLike[str], models: IndexModels, *, user_text: str = "",
-                  content_hash: str | None = None) -> VideoEntry:
-    """Descriptors (2 fps), shots, tags, segment vectors and text vectors of one video. Raises
+                  content_hash: str | None = None, with_text: bool = True) -> VideoEntry:
+    """Descriptors (2 fps), shots, tags, segment vectors and (`with_text`) text vectors of one video. Raises
     `VidlensError` (`VideoDecodeError`) for a file that cannot be used."""
     from vidlens.io import probe
     from vidlens.tasks.retrieval.embed import pool
@@ -224,11 +226,11 @@ def compute_entry(path: str | os.PathLike[str], models: IndexModels, *, user_tex
         shots = [(0.0, duration, [], [])]
     words = [t["tag"] for t in video_tags] + list(facts.get("look", []))
     label_words = [x["label"] for x in labels]
-    segments = [Segment("video", 0.0, round(duration, 3), words, segment_text(words, label_words, user_text))]
+    segments = [Segment("video", 0.0, round(duration, 3), words, words=segment_text(words, label_words, ""))]
     vectors = [pool(feats)]
     for a, b, tags, look in shots:
         rows = _rows_in(times, a, b)
-        segments.append(Segment("shot", round(a, 3), round(b, 3), tags, segment_text(tags + look, [], user_text)))
+        segments.append(Segment("shot", round(a, 3), round(b, 3), tags, words=segment_text(tags + look, [], "")))
         vectors.append(pool(feats[rows]))
     for a in window_starts(duration, opts.window_s, opts.hop_s):
         b = min(duration, a + opts.window_s)
@@ -236,12 +238,25 @@ def compute_entry(path: str | os.PathLike[str], models: IndexModels, *, user_tex
         if len(rows):
             segments.append(Segment("window", a, round(b, 3)))
             vectors.append(pool(feats[rows]))
-    texts = [s.text for s in segments if s.text]
-    dim_text = 384
-    text_vectors = np.asarray(models.text.encode(texts), np.float32) if texts else np.zeros((0, dim_text), np.float32)
-    return VideoEntry(path, content_hash, duration, float(emb.fps or info.fps or 0.0), int(emb.num_frames or info.num_frames),
-                      feats, times, segments, np.stack(vectors).astype(np.float32), text_vectors,
-                      video_tags, labels, facts, user_text, time.perf_counter() - t0)
+    entry = VideoEntry(path, content_hash, duration, float(emb.fps or info.fps or 0.0),
+                       int(emb.num_frames or info.num_frames), feats, times, segments,
+                       np.stack(vectors).astype(np.float32), np.zeros((0, 384), np.float32),
+                       video_tags, labels, facts, user_text, 0.0)
+    if with_text:
+        set_text(entry, models.text, user_text)
+    entry.seconds = time.perf_counter() - t0
+    return entry
+
+
+def set_text(entry: VideoEntry, encoder: Any, user_text: str) -> VideoEntry:
+    """(Re)make the entry's text vectors: each video/shot segment's words plus the user's text."""
+    entry.user_text = user_text.strip()
+    for s in entry.segments:
+        s.text = segment_text([s.words] if s.words else [], [], entry.user_text) if s.kind != "window" else ""
+    texts = [s.text for s in entry.segments if s.text]
+    entry.text_vectors = (np.asarray(encoder.encode(texts), np.float32) if texts
+                          else np.zeros((0, getattr(encoder, "dim", 384)), np.float32))
+    return entry
 
 
 def _now() -> str:
@@ -472,6 +487,24 @@ class VideoIndex:
                 with _WriteLock(self.path):
                     store.remove(stray)
                     store.save()
+
+    def add_computed(self, folders: Iterable[str | os.PathLike[str]], *, text: dict[str, str] | None = None,
+                     flush_every: int = 32) -> list[int]:
+        """Add entries the batch engine's `index` task saved (`entry.npz`/`entry.json` per folder); content
+        already indexed is skipped. Text vectors are made here, with the user's text."""
+        known = {r[0] for r in self.conn.execute("SELECT content_hash FROM videos")}
+        ids: list[int] = []
+        pending: list[VideoEntry] = []
+        for folder in folders:
+            entry = load_entry(folder)
+            if entry.content_hash in known:
+                continue
+            known.add(entry.content_hash)
+            pending.append(set_text(entry, self.models().text, _text_for(text, Path(entry.path))))
+            if len(pending) >= flush_every:
+                ids += self.add_entries(pending)
+                pending = []
+        return ids + self.add_entries(pending)
 
     # ------------------------------------------------------------------ removing
     def remove(self, videos: Iterable[str]) -> int:
@@ -713,3 +746,66 @@ def _compute_in_pool(todo: list[tuple[str, str, str]], embed_config: Any, option
             except BrokenProcessPool as exc:
                 result = f"worker died: {exc}"
             take(futures[fut], result)
+
+
+# ---------------------------------------------------------------------- the batch engine's `index` task
+
+ENTRY_ARRAYS = ("features", "times_s", "visual")
+
+
+def save_entry(entry: VideoEntry, folder: str | os.PathLike[str]) -> list[Path]:
+    """`entry.npz` (features, times_s, visual) and `entry.json` (the rest; no text vectors: the index
+    process makes them, with the user's text) in `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "entry.npz", features=entry.features.astype(np.float16), times_s=entry.times_s,
+             visual=entry.visual.astype(np.float32))
+    doc = {k: v for k, v in asdict(entry).items() if k not in ENTRY_ARRAYS + ("text_vectors",)}
+    (folder / "entry.json").write_text(json.dumps(doc) + "\n")
+    return [folder / "entry.npz", folder / "entry.json"]
+
+
+def load_entry(folder: str | os.PathLike[str]) -> VideoEntry:
+    folder = Path(folder)
+    doc = json.loads((folder / "entry.json").read_text())
+    with np.load(folder / "entry.npz") as z:
+        arrays = {"features": z["features"].astype(np.float32), "times_s": z["times_s"], "visual": z["visual"]}
+    doc["segments"] = [Segment(**s) for s in doc["segments"]]
+    return VideoEntry(**doc, **arrays, text_vectors=np.zeros((0, 384), np.float32))
+
+
+def batch_options(embed_config: Any = None, options: IndexOptions | None = None) -> dict[str, Any]:
+    """The flat option dict of the `index` batch task (what goes into each video's batch key)."""
+    from vidlens.tasks.retrieval.embed import EmbedConfig
+
+    return {**asdict(embed_config or EmbedConfig()), **asdict(options or IndexOptions()), "device": "auto"}
+
+
+def _batch_load(options: dict[str, Any]) -> IndexModels:
+    from vidlens.batch.tasks import resolve_device
+    from vidlens.tasks.retrieval.embed import EmbedConfig
+
+    from dataclasses import fields
+
+    pick = lambda cls: cls(**{f.name: options[f.name] for f in fields(cls) if f.name in options})  # noqa: E731
+    models = IndexModels(pick(EmbedConfig), pick(IndexOptions), device=resolve_device(options))
+    models.embedder  # noqa: B018 - load now, once per worker
+    models.tag_model  # noqa: B018
+    return models
+
+
+def _batch_run(models: IndexModels, video: Path, out_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """entry.npz / entry.json of one video; `VideoIndex.add_computed` adds them to an index."""
+    entry = compute_entry(video, models, with_text=False)
+    save_entry(entry, out_dir)
+    return {"frames": int(len(entry.features)), "shots": sum(s.kind == "shot" for s in entry.segments),
+            "tags": ", ".join(t["tag"] for t in entry.tags[:5])}
+
+
+def index_task_spec() -> Any:
+    """The batch engine's `index` task (`vidlens batch index ...`, `vidlens index build --engine ray`):
+    workers compute each video's entry, the index process adds them."""
+    from vidlens.batch.tasks import TaskSpec
+
+    return TaskSpec("index", _batch_load, _batch_run, ("frames", "shots", "tags"), batch_options(),
+                    ("entry.npz", "entry.json"), "video index entries (descriptors, shots, tags) for vidlens index")
