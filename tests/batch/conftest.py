@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,53 @@ from vidlens.testing.real import opencv_sample, realdata_dir
 
 CLASSES = ["cartoon", "street", "nature"]
 CORRUPT = "notes.mp4"
+VIDLENS = Path(sys.executable).parent / "vidlens"
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}  # a private test cluster
+
+
+def cli(*args: str) -> int:
+    """`vidlens ARGS` in this process; its exit status."""
+    from vidlens.cli.main import main
+
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def by_name(rows: list[dict]) -> dict[str, dict]:
+    return {Path(r["video"]).name: r for r in rows}
+
+
+def pool_released(timeout: float = 60.0) -> bool:
+    """Both CPUs of the test cluster free again (Ray frees a stopped or killed actor's CPU asynchronously: seconds on a busy machine)."""
+    import ray
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ray.available_resources().get("CPU") == 2:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray cluster per test module of the Ray engine (2 CPUs); the engine uses it as it is. Yields its address."""
+    ray = pytest.importorskip("ray", reason="the Ray engine's tests need ray[data] (pip install 'vidlens[ray]')")
+    saved = {k: os.environ.get(k) for k in RAY_ENV}
+    os.environ.update(RAY_ENV)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)  # never another test's cluster
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture(scope="package")
