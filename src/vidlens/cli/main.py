@@ -14,6 +14,7 @@ from vidlens import __version__
 from vidlens.cli import common
 from vidlens.cli.batch_command import register as register_batch
 from vidlens.cli.data_commands import data_app
+from vidlens.cli.dedup_command import register as register_dedup
 from vidlens.cli.demo_command import register as register_demo
 from vidlens.cli.emotion_commands import register as register_emotion
 from vidlens.cli.export_command import register as register_export
@@ -70,6 +71,7 @@ register_stream(app)
 register_serve(app)
 register_batch(app)
 register_index(app)
+register_dedup(app)
 app.add_typer(data_app, name="data")
 register_summarize_video(summarize_app)
 app.add_typer(summarize_app, name="summarize")
