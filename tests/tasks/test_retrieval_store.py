@@ -171,3 +171,53 @@ def test_wrong_dimension_and_bad_input(tmp_path, data):
         store.add(np.array([-5]), vecs[:1])
     with pytest.raises(ConfigError):
         VectorStore.create(tmp_path / "t", 0)
+
+
+def test_large_store_searches_an_hnsw_graph_after_save(tmp_path, monkeypatch):
+    """Past ANN_MIN_FLOATS, save() builds/persists an HNSW graph; searches stay exact until then and with `allowed`."""
+    from vidlens.tasks.retrieval import store as store_mod
+
+    monkeypatch.setattr(store_mod, "ANN_MIN_FLOATS", 2000 * 32)  # the policy's threshold, scaled to a test size
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(40, 32))
+    vecs = (centres[rng.integers(0, 40, 4000)] + 0.7 * rng.normal(size=(4000, 32))).astype(np.float32)
+    ids = np.arange(4000, dtype=np.int64) * 5
+    path = tmp_path / "big"
+    store = VectorStore.create(path, 32)
+    store.add(ids[:3000], vecs[:3000])
+    assert store.kind == "flat"
+    store.save()
+    assert store.kind == "hnsw" and (path / "ann.faiss").is_file()
+    queries = vecs[3500:3600] + 0.1 * rng.normal(size=(100, 32)).astype(np.float32)
+
+    def recall(s, n_db):
+        _, got = s.search(queries, 10)
+        _, want = _brute(ids[:n_db], vecs[:n_db], queries, 10)
+        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got.tolist(), want.tolist())])
+
+    assert recall(store, 3000) >= 0.9
+    again = VectorStore.open(path)
+    assert again.kind == "hnsw" and json.loads((path / "store.json").read_text())["kind"] == "hnsw"
+    assert recall(again, 3000) >= 0.9
+    # adds make searches exact until the next save, which appends them to the graph
+    again.add(ids[3000:3500], vecs[3000:3500])
+    assert again.kind == "flat" and recall(again, 3500) == 1.0
+    again.save()
+    assert again.kind == "hnsw" and recall(again, 3500) >= 0.9
+    _, got = again.search(vecs[[3200]], 1)
+    assert got[0, 0] == ids[3200]
+    # removals rebuild the graph on save; removed ids never come back
+    assert again.remove(ids[:100]) == 100
+    again.save()
+    _, got = again.search(vecs[:100], 10)
+    assert not set(got.ravel().tolist()) & set(ids[:100].tolist())
+    # `allowed` is always exact
+    allowed = ids[1000:3500:3]
+    scores, got = again.search(queries[:5], 10, allowed=allowed)
+    _, want = _brute(allowed, vecs[1000:3500:3], queries[:5], 10)
+    np.testing.assert_array_equal(got, want)
+    # shrinking below the threshold drops the graph
+    again.remove(ids[100:3000])
+    again.save()
+    assert again.kind == "flat" and not (path / "ann.faiss").exists()
+    assert VectorStore.open(path).kind == "flat"

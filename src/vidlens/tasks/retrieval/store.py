@@ -5,6 +5,13 @@ their int64 ids, the exact source of truth) and `store.json` (format, dim, backe
 written to a temporary file in the same directory and moved into place with `os.replace`, so a crash
 mid-save leaves the previous store readable.
 
+Search policy (from benchmarks/bench_vector_store.py, 1 faiss thread): exact search scans every vector, and
+past ~100 MB of vectors it is memory-bound (10k x 1280: 1.9 ms/query, 100k x 1280: ~190 ms). So a store
+holding at least `ANN_MIN_FLOATS` floats (25,000 rows at 1280-d) also keeps an HNSW graph (`ann.faiss`,
+IndexHNSWFlat M=32, efConstruction=40, efSearch=128: recall@10 0.98 at 100k, < 1 ms/query), built by `save()`
+(appended to when only adds happened since, rebuilt after removals/replacements). Until the next save, or
+when `allowed` is given, searches are exact. Smaller stores are always exact.
+
 Vectors are L2-normalised on add and on query, so inner product = cosine similarity.
 faiss is imported lazily; it runs on one OpenMP thread unless the caller sets another count
 (small queries on a shared 2-core machine are faster and steadier that way).
@@ -24,6 +31,9 @@ from vidlens.errors import ConfigError, VidlensError
 
 FORMAT = 1
 INDEX_FILE = "vectors.faiss"
+ANN_FILE = "ann.faiss"
+ANN_MIN_FLOATS = 25_000 * 1280  # rows x dim from which save() builds the HNSW graph (~128 MB of vectors)
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 40, 128
 META_FILE = "store.json"
 INSTALL_HINT = "pip install 'vidlens[retrieval]'"
 
@@ -54,11 +64,15 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 class VectorStore:
     """Persistent id -> vector store answering cosine top-k (vectors L2-normalised on add and query)."""
 
-    def __init__(self, path: Path, dim: int, index: Any) -> None:
+    def __init__(self, path: Path, dim: int, index: Any, ann: Any = None) -> None:
         """Use `create` or `open`."""
         self.path = Path(path)
         self.dim = int(dim)
-        self._index = index  # faiss.IndexIDMap2(IndexFlatIP(dim))
+        self._index = index  # faiss.IndexIDMap2(IndexFlatIP(dim)): every vector, exact
+        self._ann = ann  # faiss.IndexIDMap2(IndexHNSWFlat) or None; used only while `_ann_current`
+        self._ann_current = ann is not None
+        self._ann_appendable = ann is not None  # only adds since it was built: save() may append instead of rebuilding
+        self._pending: list[np.ndarray] = []  # ids added since the graph was current
 
     # ------------------------------------------------------------------ construction
 
@@ -97,7 +111,18 @@ class VectorStore:
             raise VidlensError(index_path, f"corrupt vector store index ({str(exc).strip().splitlines()[0]})") from exc
         if index.d != dim or not isinstance(index, faiss.IndexIDMap2):
             raise VidlensError(index_path, f"vector store index does not match its metadata (dim {index.d} vs {dim})")
-        return cls(path, dim, index)
+        ann = None
+        ann_path = path / ANN_FILE
+        if meta.get("kind") == "hnsw" and ann_path.is_file():
+            try:
+                ann = faiss.read_index(str(ann_path))
+            except (RuntimeError, MemoryError, OSError):
+                ann = None  # a broken graph is only an accelerator: searches stay exact, save() rebuilds it
+            if ann is not None and (ann.d != dim or ann.ntotal != index.ntotal):
+                ann = None
+            if ann is not None:
+                faiss.downcast_index(ann.index).hnsw.efSearch = HNSW_EF_SEARCH
+        return cls(path, dim, index, ann)
 
     # ------------------------------------------------------------------ contents
 
@@ -137,6 +162,8 @@ class VectorStore:
         if len(self):
             self.remove(ids)
         self._index.add_with_ids(vectors, ids)
+        self._ann_current = False
+        self._pending.append(ids)
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove these ids (absent ones are ignored); returns how many rows were removed."""
@@ -144,7 +171,10 @@ class VectorStore:
         if not ids.size or not len(self):
             return 0
         faiss = _faiss()
-        return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
+        removed = int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
+        if removed:
+            self._ann_current = self._ann_appendable = False
+        return removed
 
     def ids(self) -> np.ndarray:
         """All ids, (N,) int64, in storage order."""
@@ -188,7 +218,8 @@ class VectorStore:
         faiss = _faiss()
         kk = min(k, n)
         if allowed is None:
-            dist, labels = self._index.search(queries, kk)
+            index = self._ann if self._ann_current and self._ann is not None else self._index
+            dist, labels = index.search(queries, kk)
         else:
             allowed = np.unique(self._check_ids(allowed))
             if not allowed.size:
@@ -209,15 +240,17 @@ class VectorStore:
         """Write the store to its directory atomically (temporary files + os.replace)."""
         faiss = _faiss()
         self.path.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".vectors-", suffix=".tmp", dir=self.path)
-        os.close(fd)
-        try:
-            faiss.write_index(self._index, tmp)
-            os.replace(tmp, self.path / INDEX_FILE)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        meta = {"format": FORMAT, "backend": "faiss", "kind": "flat", "dim": self.dim, "count": len(self),
+        self._write_index(self._index, INDEX_FILE)
+        kind = "flat"
+        if len(self) * self.dim >= ANN_MIN_FLOATS:
+            kind = "hnsw"
+            if not self._ann_current or self._ann is None:
+                self._update_ann()
+                self._write_index(self._ann, ANN_FILE)
+        elif (self.path / ANN_FILE).exists():
+            self._ann, self._ann_current, self._ann_appendable = None, False, False
+            (self.path / ANN_FILE).unlink()
+        meta = {"format": FORMAT, "backend": "faiss", "kind": kind, "dim": self.dim, "count": len(self),
                 "metric": "cosine"}
         fd, tmp = tempfile.mkstemp(prefix=".store-", suffix=".tmp", dir=self.path)
         try:
@@ -228,7 +261,40 @@ class VectorStore:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
+    def _write_index(self, index: Any, name: str) -> None:
+        faiss = _faiss()
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=self.path)
+        os.close(fd)
+        try:
+            faiss.write_index(index, tmp)
+            os.replace(tmp, self.path / name)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _update_ann(self) -> None:
+        """Bring the HNSW graph up to date: append the rows added since it was built, or rebuild it."""
+        faiss = _faiss()
+        if self._ann is not None and self._ann_appendable and self._pending:
+            new = np.unique(np.concatenate(self._pending))
+            self._ann.add_with_ids(self.vectors(new), new)
+        else:
+            hnsw = faiss.IndexHNSWFlat(self.dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            hnsw.hnsw.efSearch = HNSW_EF_SEARCH
+            ann = faiss.IndexIDMap2(hnsw)
+            ann.add_with_ids(self._matrix().copy(), self.ids().copy())
+            self._ann = ann
+        self._pending = []
+        self._ann_current = self._ann_appendable = True
+
+    @property
+    def kind(self) -> str:
+        """"flat" (every search exact) or "hnsw" (searches without `allowed` use the graph built by save())."""
+        return "hnsw" if self._ann_current and self._ann is not None else "flat"
+
     def info(self) -> dict:
         """Backend facts for `index info`: backend, kind, dim, count, bytes on disk."""
-        size = sum(p.stat().st_size for p in (self.path / INDEX_FILE, self.path / META_FILE) if p.is_file())
-        return {"backend": "faiss", "kind": "flat", "dim": self.dim, "count": len(self), "disk_bytes": size}
+        files = (self.path / INDEX_FILE, self.path / ANN_FILE, self.path / META_FILE)
+        size = sum(p.stat().st_size for p in files if p.is_file())
+        return {"backend": "faiss", "kind": self.kind, "dim": self.dim, "count": len(self), "disk_bytes": size}
