@@ -201,9 +201,9 @@ def search_video(index: Any, video: str | os.PathLike[str], *, k: int = 10, excl
     else:
         raise VidlensError(video, "not a video of this index (id, path or file name) and not a file")
     store = index.store("visual")
-    if store is None or len(store) == 0:
+    allowed = np.array([r[0] for r in index.conn.execute("SELECT id FROM segments WHERE kind = 'video'")], np.int64)
+    if store is None or len(store) == 0 or len(allowed) == 0:
         return SearchResult({"kind": "video", "video": source, "k": k, "excluded": []}, [], time.perf_counter() - t0)
-    allowed = np.array([s["id"] for v in index.videos() for s in index.video_segments(v["id"], "video")], np.int64)
     scores, ids = store.search(pool(qf)[None], min(len(allowed), max(4 * k, 32) + 1), allowed=allowed)
     cands = _best_per_video(index, scores[0], ids[0])
     hits: list[Hit] = []
