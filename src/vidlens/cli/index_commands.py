@@ -93,6 +93,12 @@ def build_command(
 
     if engine not in ("local", "ray"):
         raise ConfigError(None, f"--engine must be local or ray, got {engine!r}")
+    if engine == "ray":
+        from vidlens.batch import TASKS
+
+        if "index" not in TASKS:
+            raise ConfigError(None, "--engine ray needs the batch task 'index' (vidlens.tasks.retrieval.index."
+                                    "index_task_spec), which this vidlens does not register; use --engine local")
     if workers < 1:
         raise ConfigError(None, f"--workers must be at least 1, got {workers}")
     videos, texts = _expand([inputs])
@@ -113,13 +119,10 @@ def _add_through_batch(index: Any, inputs: str, texts: dict[str, str], workers: 
                        as_json: bool) -> None:
     """The batch engine's `index` task computes each video on Ray (resumable rows in INDEX/batch/);
     this process then adds the finished entries (text vectors made here, with the user's text)."""
-    from vidlens.batch import TASKS, ResultStore, get_task, plan_batch, resolve_options
+    from vidlens.batch import ResultStore, get_task, plan_batch, resolve_options
     from vidlens.cli.batch_command import _run
     from vidlens.tasks.retrieval.index import batch_options
 
-    if "index" not in TASKS:
-        raise ConfigError(None, "--engine ray needs the batch task 'index' (vidlens.tasks.retrieval.index."
-                                "index_task_spec), which this vidlens does not register; use --engine local")
     out = index.path / "batch"
     options = batch_options(index.embed_config, index.options)
     store = ResultStore(out)
