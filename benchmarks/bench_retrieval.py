@@ -8,12 +8,13 @@ The set (built with the ffmpeg CLI, cached in benchmarks/_work/retrieval_<VERSIO
 - queries: every source under every transformation: re-encode (MPEG-4 q 14), resize (1/2), crop (centre 70 %),
   letterbox (pad to +40 % height), pillarbox (+40 % width), mirror (hflip), speed +10 % / -10 % (setpts), brightness
   and contrast (eq), text + logo overlay (drawbox + drawtext), trimming (seconds 1.5-4.5 only).
-- distractors: 2 s clips (160 px high) every 1 s of the same real videos, at least 1 s away from every source
+- distractors: 2 s clips (160 px high) every 0.5 s of the same real videos, at least 1 s away from every source
   segment (never copies of a query's source, though a static camera's other minutes look alike).
 Copy detection: each query ranks every reference and distractor; relevant = its source. mAP (one relevant item:
 average precision = 1/rank) and recall@1, per transformation and overall.
 - ours: `VideoEmbedder` (2 fps, MobileNetV2, border trim, mirror average, fixed centring) and `align()`'s match
-  score (0 when no match);
+  score times the share of the query it covers (0 when no match): a 2 s distractor that matches a third of a
+  6 s query scores a third;
 - baseline: imagehash.phash of frames at 1 fps ("keyframes"), score = mean over query frames of the best
   (1 - Hamming/64) over the reference's frames.
 Clip-to-video: a `VideoIndex` (tags off) over the whole real videos; queries are 3 s clips cut at two offsets of
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
 
 SECTION = "Retrieval: copy detection and clip search (bench_retrieval.py)"
-VERSION = "r1"
+VERSION = "r1"  # bump when the set changes (files are cached under it)
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 SEG_S = 6.0
 
@@ -127,7 +128,7 @@ def build_set(work: Path, quick: bool) -> dict:
                            "-vf", "scale=-2:160", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
                            "-pix_fmt", "yuv420p")
                 distractors.append({"path": dst, "source": -1, "name": f"{name}@{t:g}s"})
-            t += 1.0
+            t += 0.5
     return {"refs": refs, "queries": queries, "distractors": distractors, "real": real}
 
 
@@ -173,7 +174,9 @@ def copy_detection(data: dict, embedder) -> tuple[list[dict], dict]:
         qe = embedder.embed_video(q["path"])
         qh = phash_frames(q["path"])
         t1 = time.perf_counter()
-        ours = np.array([(m.score if (m := align(qe, r, min_len_s=1.5)) is not None else 0.0) for r in db_emb])
+        q_len = max(qe.duration_s, 1e-6)
+        ours = np.array([(m.score * min(1.0, m.duration_s / q_len) if (m := align(qe, r, min_len_s=1.5)) is not None
+                          else 0.0) for r in db_emb])
         align_s += time.perf_counter() - t1
         base = np.array([phash_score(qh, r) for r in db_hash])
         rel = q["source"]  # refs come first in db, in source order

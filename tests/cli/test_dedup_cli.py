@@ -75,3 +75,16 @@ def test_bad_file_reported_exit_1_and_bad_input_exit_2(folder, tmp_path, capsys)
     assert "no video files" in capsys.readouterr().err
     assert cli("--quiet", "dedup", folder, "--out", tmp_path / "o3", "--threshold", "1.5") == 2
     assert not (tmp_path / "o3").exists()
+
+
+def test_dedup_reads_an_index_frame_rows(folder, tmp_path):
+    """`vidlens dedup INDEX` uses the rows `vidlens index build` stored: same group, no decoding of the videos."""
+    from vidlens.tasks.retrieval.index import IndexOptions, VideoIndex
+
+    with VideoIndex.create(tmp_path / "idx", options=IndexOptions(tags=False)) as index:
+        index.add_videos(sorted(folder.iterdir()))
+    out = tmp_path / "out"
+    assert cli("--quiet", "dedup", tmp_path / "idx", "--out", out) == 0
+    data = json.loads((out / "dedup.json").read_text())
+    assert data["videos"] == 3 and len(data["groups"]) == 1
+    assert {Path(m["video"]).name for m in data["groups"][0]["members"]} == {"bikes.mp4", "bikes_mirror.mp4"}
