@@ -327,6 +327,8 @@ _BUILDERS: dict[str, Callable[[], TaskSpec]] = {
     "classify": _classify_spec, "shots": _shots_spec, "keyframes": _keyframes_spec,
     "summarize": _summarize_spec, "emotion": _emotion_spec, "features": _features_spec,
     "tags": _tags_spec,
+    # `vidlens index build --engine ray`: per-video index entries (descriptors, shots, tags), added by the driver.
+    "index": lambda: __import__("vidlens.tasks.retrieval.index", fromlist=["index_task_spec"]).index_task_spec(),
 }
 
 
