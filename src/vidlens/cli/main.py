@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from vidlens import __version__
 from vidlens.cli import common
+from vidlens.cli.anomaly_commands import register as register_anomaly
 from vidlens.cli.batch_command import register as register_batch
 from vidlens.cli.data_commands import data_app
 from vidlens.cli.dedup_command import register as register_dedup
@@ -72,6 +73,7 @@ register_serve(app)
 register_batch(app)
 register_index(app)
 register_dedup(app)
+register_anomaly(app)
 app.add_typer(data_app, name="data")
 register_summarize_video(summarize_app)
 app.add_typer(summarize_app, name="summarize")

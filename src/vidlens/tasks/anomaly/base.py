@@ -94,6 +94,7 @@ class AnomalyMethod(Protocol):
 
 
 METHODS: dict[str, Callable[..., AnomalyMethod]] = {}  # name -> class (called with **method_args)
+BUILTIN_MODULES = ["vidlens.tasks.anomaly.prediction", "vidlens.tasks.anomaly.features", "vidlens.tasks.anomaly.motion"]
 
 
 def register_method(cls: type) -> type:
@@ -114,7 +115,10 @@ def build_method(config: AnomalyConfig) -> AnomalyMethod:
 
 def load_builtin_methods() -> None:
     """Import the built-in methods so they register themselves (each imports torch/cv2 lazily)."""
-    from vidlens.tasks.anomaly import features, motion, prediction  # noqa: F401
+    import importlib
+
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
 
 
 @dataclass
