@@ -76,7 +76,7 @@ def train_command(
 def video_command(
     video: Path = typer.Argument(..., help="Video (or folder of frame images) to score."),
     model: Path = typer.Option(..., "--model", "-m", help="Model from `vidlens anomaly train`."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder: anomaly.json, anomaly.csv, scores.png [, annotated.mp4]."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: anomaly.json, anomaly.csv, scores.png, heat.npz [, annotated.mp4]."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Event start on the absolute score (default: the model's calibrated one)."),
     min_duration_s: float = typer.Option(0.2, "--min-duration-s", help="Drop events shorter than this."),
     annotate: bool = typer.Option(False, "--annotate", help="Also write annotated.mp4 with the heat map over the frames."),

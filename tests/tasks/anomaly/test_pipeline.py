@@ -129,6 +129,8 @@ def test_outputs_json_csv_png_mp4(footage, tmp_path):
     flagged = [int(r.split(",")[0]) for r in rows[1:] if r.split(",")[5] == "1"]
     assert set(flagged) <= set(range(PASTE[0], PASTE[1])) and len(flagged) >= 25
     assert files["scores.png"].stat().st_size > 10_000
+    heat = np.load(files["heat.npz"])
+    assert heat["heat"].shape == (100, SIZE[0] // 8, SIZE[1] // 8) and list(heat["frame"]) == list(range(100))
     frames, _, _ = read_frames(files["annotated.mp4"], (144, 192))
     assert len(frames) == 100
     # Heat is drawn on the pasted frames and not on normal ones: the annotated frame differs from the source there.

@@ -1,5 +1,5 @@
 """Files of `vidlens anomaly VIDEO`: anomaly.json (events, thresholds), anomaly.csv (every frame),
-scores.png (score over time, events shaded) and, asked for, annotated.mp4 (heat over the frames, score
+scores.png (score over time, events shaded), heat.npz (per-frame heat maps) and, asked for, annotated.mp4 (heat over the frames, score
 and a red frame while an event is on)."""
 
 from __future__ import annotations
@@ -99,9 +99,12 @@ def write_anomaly_outputs(result: AnomalyResult, out_dir: str | os.PathLike[str]
     """Write the result's files into `out_dir`; `source` (+ the model's `fps`) for annotated.mp4."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"anomaly.json": out / "anomaly.json", "anomaly.csv": out / "anomaly.csv", "scores.png": out / "scores.png"}
+    files = {"anomaly.json": out / "anomaly.json", "anomaly.csv": out / "anomaly.csv", "scores.png": out / "scores.png",
+             "heat.npz": out / "heat.npz"}
     files["anomaly.json"].write_text(json.dumps({**result.to_json(), **(extra or {})}, indent=2) + "\n")
     write_anomaly_csv(result, files["anomaly.csv"])
+    # Where, per frame: heat (T,h,w) on the method's grid (row 0 = top of the frame), with frame indices and times.
+    np.savez_compressed(files["heat.npz"], heat=result.heat.astype(np.float16), frame=result.frame_indices, time_s=result.times)
     plot_anomaly_scores(result.times, result.absolute, [(e.start_s, e.end_s) for e in result.events], result.threshold,
                         files["scores.png"], low=result.low, truth=truth,
                         title=f"{Path(result.video).name}: {result.method} ({len(result.events)} events)")
