@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from vidlens.tasks.anomaly.base import AnomalyConfig, Progress
+from vidlens.tasks.anomaly.base import AnomalyConfig, Progress, load_builtin_methods
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class AnomalyMetrics:
     roc_raw_fpr: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     roc_raw_tpr: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """JSON-ready summary (no ROC arrays)."""
         keys = ("micro_auc", "micro_auc_raw", "macro_auc", "eer", "eer_raw", "eer_threshold", "videos", "videos_in_macro",
                 "frames", "anomalous_frames")
@@ -185,7 +185,7 @@ def write_metrics(metrics: AnomalyMetrics, out_dir: str | os.PathLike[str], extr
     """Write `metrics.json` (the summary plus `extra`), `per_video.csv` and `roc.png` into `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data = {**(extra or {}), "metrics": metrics.to_dict()}
+    data = {**(extra or {}), "metrics": metrics.to_json()}
     paths = {"json": out / "metrics.json", "csv": out / "per_video.csv", "roc": out / "roc.png"}
     paths["json"].write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
     with paths["csv"].open("w", newline="") as fh:
@@ -217,7 +217,8 @@ def evaluate_dataset(root: str | os.PathLike[str], format: str, config: AnomalyC
     from vidlens.tasks.anomaly.score import score_video
     from vidlens.tasks.anomaly.train import train_anomaly_model
 
-    config.check()
+    load_builtin_methods()
+    config.check()  # a bad method or size fails before any footage is read
     dataset = load_anomaly_dataset(root, format, scene=scene)
     start = time.perf_counter()
     model = train_anomaly_model(dataset.train, config, progress=progress)
