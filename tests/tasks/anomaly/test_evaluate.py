@@ -126,7 +126,7 @@ def test_evaluate_dataset_ped2_layout_detects_pasted_fast_object(tmp_path):
     from vidlens.tasks.anomaly.base import AnomalyConfig
     from vidlens.tasks.anomaly.evaluate import evaluate_dataset
 
-    config = AnomalyConfig(method="features", size=(96, 128))
+    config = AnomalyConfig(method="flow", size=(96, 128))  # optical-flow statistics: the fastest method
     L.make_ped2(tmp_path / "data", anomaly=True)
     m = evaluate_dataset(tmp_path / "data", "ped2", config, tmp_path / "out")
     assert (m.videos, m.frames, m.anomalous_frames) == (2, 66, 19)  # every frame scored and matched to its label
@@ -139,12 +139,12 @@ def test_evaluate_dataset_ped2_layout_detects_pasted_fast_object(tmp_path):
     data = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert data["metrics"]["micro_auc"] == pytest.approx(m.micro_auc, abs=1e-6)
     assert data["published_anchors"] == {"future-frame prediction (Liu et al., CVPR 2018)": {"micro_auc": 95.4}}
-    assert data["dataset"]["format"] == "ped2" and data["dataset"]["test_frames"] == 66 and data["method"] == "features"
+    assert data["dataset"]["format"] == "ped2" and data["dataset"]["test_frames"] == 66 and data["method"] == "flow"
     assert data["seconds"]["score_frames_per_s"] > 0
     rows = list(csv.DictReader((tmp_path / "out" / "per_video.csv").open()))
     assert [(r["video"], r["frames"], r["anomalous_frames"]) for r in rows] == [("Test001", "36", "14"), ("Test002", "30", "5")]
     assert (tmp_path / "out" / "roc.png").stat().st_size > 10_000
-    assert "method: features" in (tmp_path / "out" / "config.yaml").read_text()
+    assert "method: flow" in (tmp_path / "out" / "config.yaml").read_text()
 
 
 @pytest.mark.usefixtures("_builtin_methods_present")
@@ -158,3 +158,22 @@ def test_evaluate_dataset_bad_input_writes_nothing(tmp_path):
     with pytest.raises(DatasetError, match="UCSDped2"):
         evaluate_dataset(tmp_path, "ped2", AnomalyConfig(method="features"), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.usefixtures("one_thread", "_builtin_methods_present")
+@pytest.mark.parametrize("fmt", ["avenue", "shanghaitech"])
+def test_evaluate_dataset_video_and_jpg_layouts_score_every_labelled_frame(tmp_path, fmt):
+    """Avenue's .avi test videos and ShanghaiTech's .jpg frame folders: every labelled frame gets a score (the
+    fixtures carry no inserted anomaly, so the AUC itself says nothing here)."""
+    from tests.tasks.anomaly import layouts as L
+    from vidlens.tasks.anomaly.base import AnomalyConfig
+    from vidlens.tasks.anomaly.evaluate import evaluate_dataset
+
+    make, expected = {"avenue": (L.make_avenue, (3, 2, 66, 9)), "shanghaitech": (L.make_shanghaitech, (3, 3, 64, 19))}[fmt]
+    make(tmp_path / "data")
+    m = evaluate_dataset(tmp_path / "data", fmt, AnomalyConfig(method="flow", size=(96, 128)), tmp_path / "out")
+    assert (m.videos, m.videos_in_macro, m.frames, m.anomalous_frames) == expected  # Avenue 03 is all normal
+    assert m.micro_auc is not None and 0 <= m.micro_auc <= 1
+    anchors = json.loads((tmp_path / "out" / "metrics.json").read_text())["published_anchors"]
+    published = {"avenue": 84.9, "shanghaitech": 72.8}[fmt]
+    assert anchors == {"future-frame prediction (Liu et al., CVPR 2018)": {"micro_auc": published}}
