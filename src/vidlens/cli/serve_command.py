@@ -1,4 +1,4 @@
-"""`vidlens serve`: the HTTP service (FastAPI + uvicorn) over classify, summarize and emotion."""
+"""`vidlens serve`: the HTTP service (FastAPI + uvicorn) over classify, summarize, emotion and video search."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ def serve_command(
     av_model: Optional[Path] = typer.Option(None, help="Audio-visual model (`vidlens emotion train-av`) applied per face track in /v1/emotion jobs."),
     summarize: bool = typer.Option(True, "--summarize/--no-summarize", help="Offer /v1/summarize."),
     emotion: bool = typer.Option(True, "--emotion/--no-emotion", help="Offer /v1/emotion."),
+    index: Optional[Path] = typer.Option(None, "--index", help="A video index (`vidlens index build`; a missing or empty folder gets a new one). "
+                                                               "Offers /v1/search and /v1/index (add, list, remove)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
     port: int = typer.Option(8000, help="TCP port."),
     workers: int = typer.Option(0, help="Worker processes (0: one per CPU, one torch thread each; fewer give each more threads)."),
@@ -49,14 +51,14 @@ def serve_command(
         checkpoints=[str(p) for p in checkpoint or []], summarizer=str(summarizer) if summarizer else None,
         expression_model=str(expression_model) if expression_model else None, voice_model=str(voice_model) if voice_model else None,
         av_model=str(av_model) if av_model else None,
-        summarize=summarize, emotion=emotion, workers=workers, queue_size=queue_size, max_upload_mb=max_upload_mb,
+        summarize=summarize, emotion=emotion, index=str(index) if index else None, workers=workers, queue_size=queue_size, max_upload_mb=max_upload_mb,
         job_timeout_s=job_timeout, max_jobs=max_jobs, work_dir=str(work_dir) if work_dir else None, api_key=api_key or None,
         keep_jobs=keep_jobs, engine=engine, ray_address=address,
     )
     if address is not None and engine != "ray":
         raise ConfigError(None, "--address needs --engine ray")
     if not config.tasks:
-        raise ConfigError(None, "nothing to serve: give --checkpoint, or leave summarize or emotion on")
+        raise ConfigError(None, "nothing to serve: give --checkpoint or --index, or leave summarize or emotion on")
     what = "Ray actor(s)" if engine == "ray" else "worker process(es)"
     with console.status(f"starting {config.num_workers} {what} and loading models"):
         runtime = ServiceRuntime.start(config)

@@ -3,7 +3,8 @@
 Routes: `POST /v1/classify|summarize|emotion` (multipart `file` + options) -> 202 with a job id; `/v1/emotion`
 also takes several `file` parts in one job (a folder job: per-video results, summary.csv);
 `GET /v1/jobs/{id}[?wait=S]` (long poll); `GET /v1/jobs/{id}/artifacts/{name}`; `DELETE /v1/jobs/{id}`; `GET /v1/jobs`;
-`GET /v1/info`; `GET /healthz`; `GET /` (web page); `/docs` (OpenAPI). Uploads are checked before a
+`GET /v1/info`; `GET /healthz`; `GET /` (web page); `/docs` (OpenAPI); with `--index`, `POST /v1/search` and
+`GET|POST /v1/index`, `DELETE /v1/index/{video}` (routes_search.py). Uploads are checked before a
 job exists: size (413), non-empty (400), `probe()` (415 with the decoder's reason); a full queue is 429.
 """
 
@@ -31,6 +32,7 @@ from vidlens.serve.config import ServeConfig
 from vidlens.serve.guards import ApiKeyGuard, BodyLimit
 from vidlens.serve.jobs import DB_NAME, Job, JobStore, video_facts
 from vidlens.serve.pool import WorkerPool
+from vidlens.serve.routes_search import IMAGE_EXTENSIONS, add_search_routes, image_facts
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and option fields on top of the file itself
 COPY_CHUNK = 1 << 20
@@ -51,6 +53,7 @@ class ServiceRuntime:
     pool: Any  # WorkerPool, or engine_ray.RayPool
     models: dict[str, Any]
     lock: Any = None  # the open, locked WORK/server.lock
+    index: Any = None  # serve.search.IndexHandle of --index, for the server's own reads (info, list, remove)
 
     @classmethod
     def start(cls, config: ServeConfig) -> ServiceRuntime:
@@ -63,7 +66,13 @@ class ServiceRuntime:
         # Kept jobs: WORK/jobs.sqlite3 and WORK/jobs/<id>/; else a fresh folder, deleted at exit.
         work_dir = base if config.keeps_jobs else Path(tempfile.mkdtemp(prefix="vidlens-serve-", dir=base))
         lock = _lock_folder(work_dir)
+        index = None
         try:
+            if config.index:
+                from vidlens.serve.search import IndexHandle, ensure_index
+
+                ensure_index(config.index)
+                index = IndexHandle(config.index)
             store = (JobStore(work_dir / "jobs", config.max_jobs, db=work_dir / DB_NAME) if config.keeps_jobs
                      else JobStore(work_dir, config.max_jobs))
             again = store.reload()
@@ -76,12 +85,14 @@ class ServiceRuntime:
             raise
         for job in again:  # in their original order, whatever the queue bound
             pool.submit(job, force=True)
-        return cls(config, work_dir, store, pool, models, lock)
+        return cls(config, work_dir, store, pool, models, lock, index)
 
     def close(self) -> None:
         """Stop the workers; delete every upload and artifact unless jobs are kept (`keeps_jobs`)."""
         self.pool.stop()
         self.store.close()
+        if self.index is not None:
+            self.index.close()
         if self.lock is not None:
             self.lock.close()
         if not self.config.keeps_jobs:
@@ -144,7 +155,7 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
             state["runtime"].close()
 
     app = FastAPI(title="vidlens", version=__version__, lifespan=lifespan,
-                  description="Video classification, summaries and emotion analysis as jobs. Upload a video to a task route, "
+                  description="Video classification, summaries, emotion analysis and video search as jobs. Upload a video to a task route, "
                               "then poll `GET /v1/jobs/{id}` until `status` is `done` or `failed`.")
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD, limit_mb=settings.max_upload_mb)
     app.add_middleware(ApiKeyGuard, api_key=settings.api_key)  # added last = runs first: no key, no body read
@@ -153,12 +164,22 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
     def rt() -> ServiceRuntime:
         return state["runtime"]
 
-    def accept(kind: str, upload: UploadFile, options: dict[str, Any]) -> JSONResponse:
-        service = rt()
+    def offered(kind: str) -> None:
         if kind not in settings.tasks:
-            hint = {"classify": "start the server with --checkpoint CKPT"}.get(kind, f"the server was started with --no-{kind}")
+            hint = {"classify": "start the server with --checkpoint CKPT", "search": "start the server with --index PATH",
+                    "index": "start the server with --index PATH"}.get(kind, f"the server was started with --no-{kind}")
             raise HTTPException(503, f"this server does not offer {kind}: {hint}")
-        job = service.store.create(kind, safe_filename(upload.filename), options)
+
+    def accept(kind: str, upload: UploadFile, options: dict[str, Any], image_ok: bool = False) -> JSONResponse:
+        """Save, check and queue one upload. `image_ok`: an upload with an image extension is checked as an
+        image (and `options["query"]` says `image`), anything else as a video (`clip`)."""
+        service = rt()
+        offered(kind)
+        name = safe_filename(upload.filename)
+        is_image = image_ok and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+        if image_ok:
+            options = {**options, "query": "image" if is_image else "clip"}
+        job = service.store.create(kind, name, options)
         try:
             size = 0
             with open(job.upload, "wb") as handle:
@@ -169,10 +190,13 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
                     handle.write(chunk)
             if size == 0:
                 raise HTTPException(400, "empty upload: the file has no bytes")
-            try:
-                job.video = video_facts(probe(job.upload))
-            except VideoDecodeError as exc:
-                raise HTTPException(415, f"not a readable video: {exc.reason}") from None
+            if is_image:
+                job.video = image_facts(job.upload)
+            else:
+                try:
+                    job.video = video_facts(probe(job.upload))
+                except VideoDecodeError as exc:
+                    raise HTTPException(415, f"not a readable video: {exc.reason}") from None
             service.store.accept(job)  # in the job store (committed) before it is queued and before the 202
             if not service.pool.submit(job):
                 raise HTTPException(429, f"the job queue is full ({settings.queue_size} waiting); try again later",
@@ -180,9 +204,29 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
         except BaseException:
             service.store.discard(job)
             raise
-        body = {"id": job.id, "kind": kind, "status": job.status, "url": f"/v1/jobs/{job.id}",
-                "video": {key: job.video[key] for key in ("duration_s", "fps", "width", "height", "warnings")}}
+        body = {"id": job.id, "kind": kind, "status": job.status, "url": f"/v1/jobs/{job.id}"}
+        if is_image:
+            body["image"] = job.video
+        else:
+            body["video"] = {key: job.video[key] for key in ("duration_s", "fps", "width", "height", "warnings")}
         return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+    def accept_query(kind: str, label: str, options: dict[str, Any]) -> JSONResponse:
+        """Queue a job that has no upload (a text or "more like this" search): same queue, key and 429 as
+        uploads; its upload folder stays empty. `label`: the job's display name."""
+        service = rt()
+        offered(kind)
+        job = service.store.create(kind, label, options)
+        try:
+            service.store.accept(job)
+            if not service.pool.submit(job):
+                raise HTTPException(429, f"the job queue is full ({settings.queue_size} waiting); try again later",
+                                    headers={"Retry-After": "5"})
+        except BaseException:
+            service.store.discard(job)
+            raise
+        return JSONResponse({"id": job.id, "kind": kind, "status": job.status, "url": f"/v1/jobs/{job.id}"},
+                            status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
     def accept_many(kind: str, uploads: list[UploadFile], options: dict[str, Any]) -> JSONResponse:
         """Several files, one job: each is saved and probed; an unreadable one becomes a failed row of the
@@ -308,10 +352,15 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
 
     @app.get("/v1/info", dependencies=[key_header], tags=["service"])
     def info() -> dict[str, Any]:
-        """Tasks offered, their models and labels, and the limits."""
-        return {"version": __version__, "tasks": settings.tasks, "models": rt().models,
+        """Tasks offered, their models and labels, the limits, and (with --index) the index's facts."""
+        body = {"version": __version__, "tasks": settings.tasks, "models": rt().models,
                 "limits": {"max_upload_mb": settings.max_upload_mb, "queue_size": settings.queue_size,
                            "job_timeout_s": settings.job_timeout_s, "workers": settings.num_workers}}
+        if rt().index is not None:
+            body["index"] = rt().index.facts()
+        return body
+
+    add_search_routes(app, rt, accept, accept_query, offered, key_header)
 
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, Any]:

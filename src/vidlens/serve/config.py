@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from vidlens.errors import ConfigError
 
-TASKS = ("classify", "summarize", "emotion")
+TASKS = ("classify", "summarize", "emotion", "search", "index")
 API_KEY_ENV = "VIDLENS_API_KEY"
 ENGINES = ("local", "ray")
 
@@ -37,6 +37,7 @@ class ServeConfig:
     av_model: str | None = None  # audio-visual model from `vidlens emotion train-av`, applied per face track in emotion jobs
     summarize: bool = True  # offer /v1/summarize (MobileNetV2 features; needs its weights installed)
     emotion: bool = True  # offer /v1/emotion (faces, expressions, voice activity; several files = a folder job)
+    index: str | None = None  # a vidlens index folder (created empty when missing): offers /v1/search and /v1/index
     workers: int = 0
     queue_size: int = 16  # jobs waiting (not counting those running); more get 429
     max_upload_mb: float = 200.0
@@ -60,6 +61,8 @@ class ServeConfig:
         for path in [*self.checkpoints, self.summarizer, self.expression_model, self.voice_model, self.av_model]:
             if path is not None and not os.path.isfile(path):
                 raise ConfigError(path, "no such checkpoint file")
+        if self.index is not None and os.path.exists(self.index) and not os.path.isdir(self.index):
+            raise ConfigError(self.index, "--index must be a video index folder (or a new folder to create one in)")
 
     @property
     def keeps_jobs(self) -> bool:
@@ -81,5 +84,6 @@ class ServeConfig:
     @property
     def tasks(self) -> list[str]:
         """The job kinds this server offers."""
-        offered = {"classify": bool(self.checkpoints), "summarize": self.summarize, "emotion": self.emotion}
+        offered = {"classify": bool(self.checkpoints), "summarize": self.summarize, "emotion": self.emotion,
+                   "search": self.index is not None, "index": self.index is not None}
         return [t for t in TASKS if offered[t]]

@@ -59,7 +59,8 @@ def models_digest(config: ServeConfig) -> str:
 
     what = {"checkpoints": [file_id(p) for p in config.checkpoints], "summarizer": file_id(config.summarizer),
             "expression": file_id(config.expression_model), "voice": file_id(config.voice_model), "av": file_id(config.av_model),
-            "summarize": config.summarize, "emotion": config.emotion}
+            "summarize": config.summarize, "emotion": config.emotion,
+            "index": os.path.abspath(config.index) if config.index else None}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
 
 

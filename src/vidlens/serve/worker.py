@@ -30,6 +30,7 @@ class LoadedModels:
     embedder: Any = None  # FrameEmbedder (MobileNetV2) for summaries
     summarizer: Any = None  # (model, checkpoint) from load_video_summarizer
     emotion: Any = None  # EmotionModels: expression predictor, face detector, voice and audio-visual models
+    index: Any = None  # serve.search.IndexHandle: the --index, reopened after writes, with its search models
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -43,6 +44,8 @@ class LoadedModels:
             out["emotion"] = {"labels": list(self.emotion.expression.labels), "voice_model": self.emotion.voice is not None,
                               "av_model": None if av is None else {"labels": list(av.labels), "fusion": av.spec.fusion,
                                                                    "clip_s": av.clip_s}}
+        if self.index is not None:
+            out["search"] = self.index.describe()
         return out
 
 
@@ -66,6 +69,10 @@ def load_models(config: ServeConfig) -> LoadedModels:
         from vidlens.tasks.emotion.folder import EmotionModels
 
         models.emotion = EmotionModels.load(_emotion_config(config, {}), config.av_model)
+    if config.index:
+        from vidlens.serve.search import IndexHandle
+
+        models.index = IndexHandle.load(config.index)
     return models
 
 
@@ -128,7 +135,7 @@ def run_job(models: LoadedModels, config: ServeConfig, kind: str, video: Path, o
     """Run one job; returns `(result document, {artifact name: file name in out})`. `facts`: `video_facts`
     of `video` (from the upload's probe), the result's `info`."""
     out.mkdir(parents=True, exist_ok=True)
-    runner = {"classify": _classify, "summarize": _summarize, "emotion": _emotion}.get(kind)
+    runner = {"classify": _classify, "summarize": _summarize, "emotion": _emotion, "search": _search, "index": _index}.get(kind)
     if runner is None:
         raise ConfigError(None, f"unknown job kind {kind!r}")
     result, files = runner(models, config, video, out, options, progress, facts)
@@ -140,9 +147,30 @@ def run_job(models: LoadedModels, config: ServeConfig, kind: str, video: Path, o
                 path.write_text(path.read_text().replace(str(video), name).replace(f"{out}{os.sep}", "")
                                 .replace(f"{video.parent}{os.sep}", ""))
             artifacts[file_name] = path.relative_to(out).as_posix()
-    if "videos" not in result:
+    if "videos" not in result and kind not in ("search", "index"):  # an index job names the video as indexed
         result["video"] = name
     return result, artifacts
+
+
+def _search(models: LoadedModels, config: ServeConfig, video: Path, out: Path, options: dict[str, Any],
+            progress: Any, facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
+    """A search of the server's index (`video`: the uploaded clip or image; absent for text and video queries)."""
+    from vidlens.serve.search import run_search
+
+    if models.index is None:
+        raise ConfigError(None, "this server has no index (start it with --index PATH)")
+    return run_search(models.index, video, out, video.name, options, progress)
+
+
+def _index(models: LoadedModels, config: ServeConfig, video: Path, out: Path, options: dict[str, Any],
+           progress: Any, facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Add the uploaded video to the server's index."""
+    from vidlens.serve.search import run_add
+
+    if models.index is None:
+        raise ConfigError(None, "this server has no index (start it with --index PATH)")
+    result, files = run_add(models.index, video, out, video.name, options, progress)
+    return {**result, "upload": video.name, "info": facts}, files
 
 
 def _classify(models: LoadedModels, config: ServeConfig, video: Path, out: Path, options: dict[str, Any],
