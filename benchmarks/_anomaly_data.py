@@ -9,7 +9,8 @@ and shared/realdata `decode/normal5.avi` (a UCF-Crime-style street crossing, 856
 people cross in its first 40 %, then the street is empty). The other real clips here are not fixed cameras
 (bikes.mp4 has cuts, decode/video.avi is hand-held). Each camera's footage is split in time: the first
 `train_share` is normal TRAINING footage (one file), the rest is TEST material, cut into non-overlapping
-windows of `clip_len` frames, one test clip per window:
+windows of `clip_len` frames. Every window gives one unmodified `normal` clip and one clip with an anomaly inserted
+(paired: the only difference between an anomalous clip and its normal twin is the insertion); the kinds rotate:
 - `normal`: the window as it is;
 - `against_flow`: a person tracked in the camera's own test footage (foreground against the median background
   of the training part, connected components, nearest-centroid tracking; at another time than the window)
@@ -41,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
 
-VERSION = "a1"  # bump when the set changes
+VERSION = "a2"  # bump when the set changes
 KINDS = ("against_flow", "speed", "object", "motion")
 SPEEDUP = 4
 
@@ -53,18 +54,18 @@ class Camera:
     size: tuple[int, int]  # (H, W) the footage is kept at
     train_share: float
     clip_len: int  # frames per test clip
-    kinds: tuple[str, ...]  # one test clip per window, in time order
+    kinds: tuple[str, ...]  # the anomaly inserted in each window, in time order (each window also gives a normal clip)
     ground: tuple[float, float, float, float]  # (x0, y0, x1, y1) relative: where objects/patches are put
 
 
 CAMERAS = (
     Camera("vtest", "vtest.avi", (288, 384), 0.6, 30,
-           ("normal", "against_flow", "speed", "object", "motion", "normal", "against_flow", "speed", "object", "motion"),
+           ("against_flow", "speed", "object", "motion", "against_flow", "speed", "object", "motion", "against_flow", "speed"),
            (0.1, 0.35, 0.85, 0.85)),
-    Camera("normal5", "decode/normal5.avi", (240, 428), 0.5, 40, ("normal", "object", "motion", "normal"),
+    Camera("normal5", "decode/normal5.avi", (240, 428), 0.5, 40, ("object", "motion", "object", "motion"),
            (0.1, 0.45, 0.85, 0.9)),
 )
-QUICK_KINDS = ("normal", "against_flow", "speed", "object", "motion")
+QUICK_KINDS = ("against_flow", "speed", "object", "motion")  # --quick: vtest, 4 windows, a normal clip of the first
 
 
 # ---------------------------------------------------------------------------------------------- ffmpeg
@@ -255,7 +256,7 @@ def _spot(rng: np.random.Generator, cam: Camera, h: int, w: int) -> tuple[int, i
 
 
 def build_camera(cam: Camera, folder: Path, real: dict[str, Path], kinds: tuple[str, ...], train_limit: int | None,
-                 seed: int) -> tuple[dict, list[dict]]:
+                 seed: int, normal_windows: int | None = None) -> tuple[dict, list[dict]]:
     """One camera's training file and test clips (see the module docstring)."""
     rng = np.random.default_rng(seed)
     fps = frame_rate(real[cam.real])
@@ -267,12 +268,15 @@ def build_camera(cam: Camera, folder: Path, real: dict[str, Path], kinds: tuple[
     background = np.median(frames[:n_train:max(1, n_train // 60)], axis=0).astype(np.uint8)
     test = frames[test0:]
     windows = [(k * cam.clip_len, kind) for k, kind in enumerate(kinds) if (k + 1) * cam.clip_len <= len(test)]
+    jobs = [(k, w0, kind) for k, (w0, kind) in enumerate(windows)
+            for kind in ((("normal",) if normal_windows is None or k < normal_windows else ()) + (kind,))]
     fg = foreground(test, background)
     area = cam.size[0] * cam.size[1]
     tracks = person_tracks(fg, min_len=12, min_area=area // 1500, max_area=area // 60, max_jump=0.03 * cam.size[1])
     used_tracks: list[int] = []
-    clips = []
-    for k, (w0, kind) in enumerate(windows):
+    clips: list[dict] = []
+    for k, w0, kind in jobs:
+        nth = sum(c["kind"] == kind for c in clips)  # donors alternate between clips of a kind
         base = test[w0:w0 + cam.clip_len]
         length = cam.clip_len
         begin = int(rng.integers(length // 5, length // 3))
@@ -296,13 +300,13 @@ def build_camera(cam: Camera, folder: Path, real: dict[str, Path], kinds: tuple[
             meta = {"source_frames": [int(test0 + tr[0][0]), int(test0 + tr[-1][0])], "step": step,
                     "reversed": kind == "against_flow"}
         elif kind == "object":
-            name = list(OBJECTS)[k % len(OBJECTS)]
+            name = list(OBJECTS)[nth % len(OBJECTS)]
             patch, alpha = object_layer(name, cam.size[0], real)
             x, y = _spot(rng, cam, *alpha.shape)
             out, labels, boxes = insert_layers(base, begin, [(x, y, patch, alpha)] * (length - begin))
             meta = {"donor": name, "at": [x, y]}
         elif kind == "motion":
-            name = list(MOTION)[k % len(MOTION)]
+            name = list(MOTION)[nth % len(MOTION)]
             n = max(6, int(round(1.2 * fps)))
             patches, alpha, donor0 = motion_layers(name, cam.size[0], n, real)
             x, y = _spot(rng, cam, *alpha.shape)
@@ -325,7 +329,7 @@ def build_camera(cam: Camera, folder: Path, real: dict[str, Path], kinds: tuple[
 def build_set(folder: str | os.PathLike[str], *, quick: bool = False, seed: int = 0,
               train_limit: int | None = None) -> dict:
     """Build (or reuse) the set under `folder`: `manifest.json` + training files + test clips. Quick: vtest only,
-    one clip per kind and one normal clip, the last 200 training frames. Paths in the returned manifest are absolute."""
+    one window per kind (4 anomalous clips) and the first window's normal clip, the last 200 training frames. Paths in the returned manifest are absolute."""
     folder = Path(folder)
     config = {"version": VERSION, "quick": quick, "seed": seed, "train_limit": train_limit if not quick else (train_limit or 200)}
     manifest_path = folder / "manifest.json"
@@ -340,7 +344,7 @@ def build_set(folder: str | os.PathLike[str], *, quick: bool = False, seed: int 
         if cam.real not in real or (quick and i > 0):
             continue
         kinds = QUICK_KINDS if quick else cam.kinds
-        info, made = build_camera(cam, folder, real, kinds, config["train_limit"], seed + i)
+        info, made = build_camera(cam, folder, real, kinds, config["train_limit"], seed + i, 1 if quick else None)
         cameras.append(info)
         clips.extend(made)
     manifest = {"config": config, "cameras": cameras, "clips": clips, "camera_specs": [asdict(c) for c in CAMERAS]}
