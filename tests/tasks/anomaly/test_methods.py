@@ -1,13 +1,15 @@
 """The three built-in anomaly methods on real fixed-camera footage (OpenCV's vtest.avi, pedestrians on a campus
 road): each learns normal from the first part of the video and must score the held-out part higher where a
 real-looking anomaly was inserted at known frames and places: a patch of another real video (Megamind.avi)
-moving across the scene, the scene played 4x fast, and (real) people walking on the lawn where nobody walked before. Plus the protocol: T - context rows, determinism,
-save/load round trip through AnomalyModel, heat peaking where the anomaly is."""
+moving across the scene, walkers copied onto the usually still lawn, the scene played 4x fast, and (real) people
+walking on the lawn where nobody walked before. Plus the protocol: T - context rows, determinism, save/load round trip
+through AnomalyModel, heat peaking where the anomaly is."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
+import cv2
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -43,8 +45,6 @@ def paste_object(clip: np.ndarray, patch_video: np.ndarray, start: int, stop: in
     for i, t in enumerate(range(start, stop)):
         src = patch_video[(i * 2) % len(patch_video)]
         crop = src[ph // 2 - ph // 4: ph // 2 + ph // 4, pw // 2 - pw // 4: pw // 2 + pw // 4]
-        import cv2
-
         crop = cv2.resize(crop, (s, s), interpolation=cv2.INTER_AREA)
         x0 = int(0.05 * w + i * speed * w)
         if x0 + s > w:

@@ -77,7 +77,8 @@ class FlowStatistics:
         return 1 + DIRECTIONS * (len(SPEED_QUANTILES) + 1)
 
     def _polar(self, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        magnitude, angle = cv2.cartToPolar(np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(-flow[..., 1]), angleInDegrees=True)
+        dx, dy = np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(-flow[..., 1])  # screen axes: up = +y
+        magnitude, angle = cv2.cartToPolar(dx, dy, angleInDegrees=True)
         return magnitude.ravel(), angle.ravel()
 
     def _histograms(self, flows: list[np.ndarray], width: int) -> np.ndarray:
@@ -110,7 +111,8 @@ class FlowStatistics:
         moving = np.concatenate(speeds)
         # speed edges from the normal footage; without motion at all, edges at 1, 2, 4 x the still threshold
         base = self.still * width
-        self.edges = (np.quantile(moving, SPEED_QUANTILES) if moving.size >= 100 else base * np.array([1.0, 2.0, 4.0])).astype(np.float32)
+        edges = np.quantile(moving, SPEED_QUANTILES) if moving.size >= 100 else base * np.array([1.0, 2.0, 4.0])
+        self.edges = edges.astype(np.float32)
         keep = subsample(len(flows), self.memory_frames, self.seed)
         self.bank = self._histograms([flows[j] for j in keep], width).astype(np.float16)
         self._bank = knn_bank(self.bank, self.neighbours)
@@ -127,7 +129,8 @@ class FlowStatistics:
         if self._bank is None:
             self._bank = knn_bank(self.bank, self.neighbours)
         hists = self._histograms(video_flows(frames, self.flow_size), frames.shape[2])
-        cells = np.concatenate([knn_cell_scores(hists[b:b + 64], self._bank, self.k) for b in range(0, len(hists), 64)]) / self.scale
+        cells = np.concatenate([knn_cell_scores(hists[b:b + 64], self._bank, self.k) for b in range(0, len(hists), 64)])
+        cells = cells / self.scale
         return FrameScores(frame_scores(cells, self.topk), cells.astype(np.float32))
 
     def args(self) -> dict[str, Any]:
