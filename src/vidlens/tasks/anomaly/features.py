@@ -118,7 +118,10 @@ class FeatureDensity:
             keep = subsample(total, self.memory_frames, self.seed)
         s1 = s2 = None
         bank, seen = [], 0
-        for v in videos:
+        for i, video in enumerate(videos):
+            v = video
+            if self.memory == "knn":  # encode only the frames the memory keeps
+                v = video[keep[(keep >= seen) & (keep < seen + len(video))] - seen]
             for b in range(0, len(v), 64):
                 feats = self.encoder(v[b:b + 64], self.batch).astype(np.float64)  # (n, gh, gw, D)
                 if self.memory == "gaussian":
@@ -126,10 +129,9 @@ class FeatureDensity:
                     outer = np.einsum("nhwd,nhwe->hwde", feats, feats)
                     s2 = outer if s2 is None else s2 + outer
                 else:
-                    wanted = keep[(keep >= seen) & (keep < seen + len(feats))] - seen
-                    bank.append(feats[wanted].astype(np.float16))
-                seen += len(feats)
-                notify(progress, "features: encode", seen / total)
+                    bank.append(feats.astype(np.float16))
+            seen += len(video)
+            notify(progress, "features: encode", (i + 1) / len(videos))
         facts: dict[str, Any] = {"frames": total, "memory": self.memory}
         if self.memory == "gaussian":
             mean = s1 / total

@@ -101,25 +101,28 @@ class FlowStatistics:
         clock = Stopwatch()
         videos = fit_videos(videos, self.context, self.name)
         width = videos[0].shape[2]
-        flows, speeds = [], []
+        total = sum(len(v) - 1 for v in videos)
+        keep = set(subsample(total, self.memory_frames, self.seed).tolist())
+        flows, speeds, seen = [], [], 0  # flows of the memory frames only; speeds sampled from all
         for i, v in enumerate(videos):
             for flow in video_flows(v, self.flow_size):
                 mag, _ = self._polar(flow)
                 speeds.append(mag[mag >= self.still * width][::7])
-                flows.append(flow)
+                if seen in keep:
+                    flows.append(flow)
+                seen += 1
             notify(progress, "flow: optical flow", (i + 1) / len(videos))
         moving = np.concatenate(speeds)
         # speed edges from the normal footage; without motion at all, edges at 1, 2, 4 x the still threshold
         base = self.still * width
         edges = np.quantile(moving, SPEED_QUANTILES) if moving.size >= 100 else base * np.array([1.0, 2.0, 4.0])
         self.edges = edges.astype(np.float32)
-        keep = subsample(len(flows), self.memory_frames, self.seed)
-        self.bank = self._histograms([flows[j] for j in keep], width).astype(np.float16)
+        self.bank = self._histograms(flows, width).astype(np.float16)
         self._bank = knn_bank(self.bank, self.neighbours)
         normal = np.concatenate([knn_cell_scores(self.bank[b:b + 64].astype(np.float32), self._bank, self.k, skip_self=True)
                                  for b in range(0, len(self.bank), 64)])
         self.scale = np.maximum(np.quantile(normal, self.scale_quantile, axis=0), self.scale_floor).astype(np.float32)
-        return {"frames": sum(len(v) for v in videos), "flows": len(flows), "memory_size": int(len(keep) * np.prod(self.grid)),
+        return {"frames": sum(len(v) for v in videos), "flows": total, "memory_size": int(len(flows) * np.prod(self.grid)),
                 "speed_edges": [round(float(e), 4) for e in self.edges], "cells": list(self.grid), "seconds": clock.seconds()}
 
     def score(self, frames: np.ndarray) -> FrameScores:
