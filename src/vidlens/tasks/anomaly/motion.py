@@ -13,6 +13,10 @@ by that cell's usual distance (its `scale_quantile` on the normal frames, leave-
 So a person moving against the usual direction, 3-4x faster than anyone did there, or motion in a
 region that is always still, scores high. Frame score: the mean of the `topk` highest cells (1 = max);
 heat: every cell's score. Blind to things that look wrong but move normally (see `features`).
+
+Measured (one thread, vtest.avi at 192x256, normal = frames 0-449): frame AUC 0.96 for walkers copied onto the
+still lawn, 0.83 for the real people who later cross the lawn, 0.84 for 4x fast motion; a 6x8 grid beat 12x16
+(0.84 vs 0.71 on 4x fast). Fit ~135 frames/s, score ~150 frames/s.
 """
 
 from __future__ import annotations

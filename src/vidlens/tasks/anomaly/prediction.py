@@ -8,6 +8,10 @@ Kept from the paper: the U-Net generator, frames scaled to [-1, 1], the intensit
 losses, PSNR scoring. Left out, for CPU training in minutes: the adversarial loss (no discriminator) and
 the optical-flow loss (no FlowNet). The network runs at a reduced `train_size` (default 64x80, any
 working size is resized to it), `width` 16 channels at the first level, three pooling levels.
+
+Measured (one thread, 2 busy cores): fitting on vtest.avi's 795 frames (192x256 working size, 6 epochs) took
+75 s; scoring ~150 frames/s. Frame AUC on vtest.avi with inserted anomalies: 4x fast motion 1.00, a face
+pasted and moving across the road 0.98; weak on normal-looking people walking where nobody did (0.40).
 """
 
 from __future__ import annotations
