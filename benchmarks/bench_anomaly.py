@@ -175,6 +175,20 @@ def evaluate(manifest: dict, run: dict) -> dict:
     return result
 
 
+def bootstrap_all(manifest: dict, run: dict, key: str, rounds: int = 200, seed: int = 0) -> list[float]:
+    """5th and 95th percentiles of the 'all' AUC when the test clips are resampled with replacement (clip-level
+    bootstrap: how much the figure rests on a few clips)."""
+    rng = np.random.default_rng(seed)
+    clips = manifest["clips"]
+    values = []
+    for _ in range(rounds):
+        pick = [clips[i] for i in rng.integers(0, len(clips), len(clips))]
+        value = frame_auc(pick, run["clips"], key)
+        if value is not None:
+            values.append(value)
+    return [float(np.percentile(values, 5)), float(np.percentile(values, 95))] if values else [float("nan")] * 2
+
+
 def chance_localisation(manifest: dict) -> float:
     shares = [(b[2] - b[0]) * (b[3] - b[1]) / (c["size"][0] * c["size"][1])
               for c in manifest["clips"] for b, lab in zip(c["boxes"], c["labels"]) if lab and b]
@@ -257,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in [m.strip() for m in args.methods.split(",") if m.strip()]:
         runs[name] = method_run(name, manifest, args.quick, out)
     results = {name: evaluate(manifest, run) for name, run in runs.items()}
+    for name, run in runs.items():
+        results[name]["auc_all_90"] = {key: bootstrap_all(manifest, run, key) for key in ("normalised", "absolute")}
 
     kinds = [k for k in data.KINDS if k in results[BASELINE]["auc"]]
     headers = ["method", *[f"AUC {k}" for k in kinds], "AUC all", "AUC within clip", "peak in box", "train s",
@@ -298,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     notes.add("AUC all per camera (normalised / absolute): " + "; ".join(
         f"{name}: " + ", ".join(f"{cam} {fmt(v[0])} / {fmt(v[1])}" for cam, v in r["auc_camera"].items())
         for name, r in results.items()))
+    notes.add("AUC all, 90 % clip-bootstrap intervals (normalised; absolute): " + "; ".join(
+        f"{name} {r['auc_all_90']['normalised'][0]:.2f}-{r['auc_all_90']['normalised'][1]:.2f}; "
+        f"{r['auc_all_90']['absolute'][0]:.2f}-{r['auc_all_90']['absolute'][1]:.2f}" for name, r in results.items())
+        + f" (each kind rests on {min(counts[k] for k in kinds)}-{max(counts[k] for k in kinds)} clips: read small "
+        "differences as noise)")
     notes.add(f"baseline '{BASELINE}': mean |gray(t) - gray(t-1)| at the same working size {size[1]}x{size[0]}, no learning")
     notes.add(f"peak in box: share of anomalous frames whose heat-map peak lies in the inserted box; chance "
               f"(mean box area share) {chance_localisation(manifest):.3f}")
