@@ -67,8 +67,19 @@ def test_anomaly_set_ground_truth_is_exact(anomaly_set):
             first = int(np.argmax(labels))
             assert labels[first:].all()
             assert clip["boxes"][first] == clip["boxes"][-1]
-        if clip["kind"] == "speed":
-            assert clip["step"] == 4
+        if clip["kind"] in ("against_flow", "speed"):  # the person's pixels are those of the source track, in order
+            first_src, last_src = clip["source_frames"]
+            assert clip["step"] == (4 if clip["kind"] == "speed" else 1)
+            assert not (start <= first_src < start + clip["frames"] or start <= last_src < start + clip["frames"])
+            first = int(np.argmax(labels))
+            for j, t in enumerate(range(first, first + int(labels.sum()))):
+                src = source[last_src - j] if clip["kind"] == "against_flow" else source[first_src + 4 * j]
+                wrong = source[first_src + j] if clip["kind"] == "against_flow" else source[first_src + j]
+                changed = np.any(frames[t] != base[t], axis=-1)
+                same = np.all(frames[t] == src, axis=-1)[changed].mean()  # the opaque core is the source's pixels
+                err = np.abs(frames[t].astype(int) - src)[changed].mean()
+                err_wrong = np.abs(frames[t].astype(int) - wrong)[changed].mean()
+                assert same > 0.1 and (j < 2 or err < err_wrong), (clip["kind"], j, same, err, err_wrong)
         on_disk = json.loads((folder / (clip["path"].rsplit("/", 1)[-1].rsplit(".", 1)[0] + ".json")).read_text())
         assert on_disk["labels"] == clip["labels"]
 
