@@ -107,17 +107,7 @@ def test_written_outputs(tmp_path):
 # ---------------------------------------------------------------- end to end on a Ped2-layout fixture
 
 
-@pytest.fixture
-def _builtin_methods_present(monkeypatch):
-    """Until every built-in method module exists, load only those that do (the registry stays real)."""
-    import importlib.util
-
-    from vidlens.tasks.anomaly import base
-
-    monkeypatch.setattr(base, "BUILTIN_MODULES", [m for m in base.BUILTIN_MODULES if importlib.util.find_spec(m)])
-
-
-@pytest.mark.usefixtures("one_thread", "_builtin_methods_present")
+@pytest.mark.usefixtures("one_thread")
 def test_evaluate_dataset_ped2_layout_detects_pasted_fast_object(tmp_path):
     """Real street footage in UCSD Ped2's layout; the frames UCSDped2.m labels anomalous carry an object crossing
     the frame far faster than the pedestrians. The same test frames without it are the control: the AUC must
@@ -147,7 +137,6 @@ def test_evaluate_dataset_ped2_layout_detects_pasted_fast_object(tmp_path):
     assert "method: flow" in (tmp_path / "out" / "config.yaml").read_text()
 
 
-@pytest.mark.usefixtures("_builtin_methods_present")
 def test_evaluate_dataset_bad_input_writes_nothing(tmp_path):
     from vidlens.errors import ConfigError, DatasetError
     from vidlens.tasks.anomaly.base import AnomalyConfig
@@ -160,7 +149,7 @@ def test_evaluate_dataset_bad_input_writes_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.usefixtures("one_thread", "_builtin_methods_present")
+@pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("fmt", ["avenue", "shanghaitech"])
 def test_evaluate_dataset_video_and_jpg_layouts_score_every_labelled_frame(tmp_path, fmt):
     """Avenue's .avi test videos and ShanghaiTech's .jpg frame folders: every labelled frame gets a score (the

@@ -28,13 +28,6 @@ PASTE = (40, 70)  # frames [40, 70) of the test clip carry the pasted object
 EVENTS = EventConfig(high=6.0)  # the toy method also reacts a little to people near the camera
 
 
-@pytest.fixture(autouse=True)
-def _builtin_methods_present(monkeypatch):
-    """Until every built-in method module exists, load only those that do (the registry stays real)."""
-    import importlib.util
-
-    monkeypatch.setattr(base, "BUILTIN_MODULES", [m for m in base.BUILTIN_MODULES if importlib.util.find_spec(m)])
-
 
 @register_method
 class BackgroundDistance:

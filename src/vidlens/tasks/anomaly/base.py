@@ -40,6 +40,7 @@ class AnomalyConfig:
     method_args: dict[str, Any] = field(default_factory=dict)  # passed to the method's constructor
 
     def check(self) -> None:
+        load_builtin_methods()
         if self.method not in METHODS:
             raise ConfigError(None, f"unknown anomaly method {self.method!r}: use one of {', '.join(sorted(METHODS))}")
         h, w = self.size
@@ -105,7 +106,6 @@ def register_method(cls: type) -> type:
 
 def build_method(config: AnomalyConfig) -> AnomalyMethod:
     """A fresh, unfitted method for `config` (loads the built-in methods on first use)."""
-    load_builtin_methods()
     config.check()
     try:
         return METHODS[config.method](**config.method_args)
