@@ -13,6 +13,7 @@ Layouts: `clip` is a VideoModel input `(1,T,C,H,W)` float, normalised as the mod
 from __future__ import annotations
 
 import importlib
+import inspect
 import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -171,7 +172,12 @@ def explain_clip(model: nn.Module, clip: Any, *, target: int | None = None, meth
         if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= int(target) < len(probs):
             raise ConfigError(None, f"target must be a class index in [0, {len(probs)}), got {target!r}")
         target = int(target)
-        result = EXPLAINERS[method](model, clip, target, **options)
+        fn = EXPLAINERS[method]
+        try:
+            inspect.signature(fn).bind(model, clip, target, **options)
+        except TypeError as exc:
+            raise ConfigError(None, f"bad options for explain method {method!r}: {exc}") from None
+        result = fn(model, clip, target, **options)
         result.method, result.target, result.score = method, target, float(probs[target])
         return result
     finally:
