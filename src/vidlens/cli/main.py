@@ -18,6 +18,7 @@ from vidlens.cli.data_commands import data_app
 from vidlens.cli.dedup_command import register as register_dedup
 from vidlens.cli.demo_command import register as register_demo
 from vidlens.cli.emotion_commands import register as register_emotion
+from vidlens.cli.explain_command import register as register_explain
 from vidlens.cli.export_command import register as register_export
 from vidlens.cli.features_command import register as register_features
 from vidlens.cli.index_commands import register as register_index
@@ -74,6 +75,7 @@ register_batch(app)
 register_index(app)
 register_dedup(app)
 register_anomaly(app)
+register_explain(app)
 app.add_typer(data_app, name="data")
 register_summarize_video(summarize_app)
 app.add_typer(summarize_app, name="summarize")

@@ -214,6 +214,8 @@ def predict_command(
     hop: Optional[float] = typer.Option(None, help="Timeline: seconds between windows (default half a clip)."),
     smooth: int = typer.Option(3, help="Timeline: windows in the moving average."),
     min_segment: float = typer.Option(0.0, help="Timeline: shortest segment kept, seconds."),
+    explain: bool = typer.Option(False, "--explain", help="Also explain each prediction: NAME_explain/ (overlays, strip, curve, JSON)."),
+    explain_method: str = typer.Option("gradcam", "--explain-method", help="gradcam | gradcam++ | occlusion | integrated-gradients | attention."),
 ) -> None:
     """Label videos with top-k classes (averaged over clips and ensemble members); --timeline for long videos.
 
@@ -225,6 +227,10 @@ def predict_command(
     from vidlens.tasks.predictor import VideoClassifier, find_videos_arg
     from vidlens.workflows.predict import write_predictions
 
+    if explain:
+        from vidlens.cli.explain_command import check_method
+
+        check_method(explain_method)
     classifier = VideoClassifier.from_checkpoints(checkpoint, weight or None, num_clips=test_clips)
     rows: list[dict[str, Any]] = []
     videos: list[Path] = []
@@ -251,6 +257,10 @@ def predict_command(
                     name = f"{video.stem}_{n}"
                 png_names.add(name)
                 row["timeline_png"] = str(stage.final(plot_timeline(result, stage.path / f"{name}_timeline.png")))
+            if explain and "error" not in row:
+                from vidlens.cli.explain_command import check_method, explain_beside
+
+                explain_beside(classifier, video, row, stage, png_names, check_method(explain_method))
             row["status"] = "error" if "error" in row else "ok"
             rows.append(row)
             if "error" in row:

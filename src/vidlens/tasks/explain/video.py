@@ -266,7 +266,12 @@ def merged_notes(explained: list[ClipExplanation]) -> list[str]:
     for clip in explained:
         for note in dict.fromkeys(clip.notes):
             counts[note] = counts.get(note, 0) + 1
-    return [note if n == len(explained) else f"{note} ({n} of {len(explained)} clips)" for note, n in counts.items()]
+    shared = [note if n == len(explained) else f"{note} ({n} of {len(explained)} clips)" for note, n in counts.items()
+              if n > 1 or len(explained) == 1]
+    single = [f"{note} (1 of {len(explained)} clips)" for note, n in counts.items() if n == 1 and len(explained) > 1]
+    if len(single) > 2:  # per-clip figures (e.g. integrated gradients' completeness): two, and a count
+        single = single[:2] + [f"and {len(single) - 2} more notes of single clips (see each clip's notes)"]
+    return shared + single
 
 
 def per_second(frame_times: np.ndarray, importance: np.ndarray, duration_s: float, starts: np.ndarray,

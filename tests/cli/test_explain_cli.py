@@ -1,0 +1,119 @@
+"""`vidlens explain` and `vidlens predict --explain` end to end on real footage (issue 18).
+
+A frame+temporal model (small CNN + GRU with attention pooling) and a C3D are trained on real street (bikes.mp4)
+and pedestrian (vtest.avi) cuts; the test video is 3 s of street then 3 s of pedestrians (ffmpeg CLI).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vidlens.cli.main import main
+from vidlens.tasks.explain.outputs import FILES
+from vidlens.tasks.predictor import VideoClassifier
+from tests.tasks.explain.realclips import PART_S, ffmpeg, mixed_video, train_classifier
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def run_main(capsys, *args) -> tuple[int, str]:
+    """`vidlens ARGS` through the console entry point (user errors -> one line, exit 2): (exit code, output)."""
+    capsys.readouterr()
+    try:
+        main(["--quiet", *[str(a) for a in args]])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, Path]:
+    from vidlens.testing import single_thread
+
+    folder = tmp_path_factory.mktemp("explain_cli")
+    with single_thread():
+        video = mixed_video(folder)
+        people = folder / "people.mp4"  # the pedestrian half alone
+        ffmpeg("-ss", str(PART_S), "-i", str(video), "-c:v", "libx264", "-crf", "20", str(people))
+        return {"video": video, "people": people, "gru": train_classifier(folder / "gru", "gru"),
+                "c3d": train_classifier(folder / "c3d", "c3d")}
+
+
+def test_explain_writes_every_file_for_a_frame_temporal_model(media, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, text = run_main(capsys, "explain", "--checkpoint", media["gru"], media["video"], "--target", "pedestrians",
+                          "--out", out)
+    assert code == 0, text
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    doc = json.loads((out / "explanation.json").read_text())
+    assert doc["method"] == "gradcam" and doc["model"] == "gru" and doc["target"]["label"] == "pedestrians"
+    assert any("attention" in note for note in doc["notes"])  # the GRU's attention weights gave the temporal curve
+    assert all(3 <= s < 6 for s in doc["top_seconds"][:2])  # the pedestrians are in seconds 3-5
+    assert "mixed.mp4: 'pedestrians'" in text and "decisive seconds: " in text and str(out / "overlay.gif") in text
+
+
+def test_default_target_is_the_prediction_and_methods_per_family(media, tmp_path, capsys):
+    predicted = VideoClassifier.from_checkpoints([media["c3d"]]).predict(media["people"])["top"][0]["label"]
+    code, text = run_main(capsys, "explain", "--checkpoint", media["c3d"], media["people"], "--method", "gradcam++",
+                          "--no-video", "--clips", "3", "--out", tmp_path / "c3d")
+    assert code == 0, text
+    doc = json.loads((tmp_path / "c3d" / "explanation.json").read_text())
+    assert doc["target"]["label"] == predicted and len(doc["clips"]) == 3 and doc["method"] == "gradcam++"
+    assert not (tmp_path / "c3d" / "overlay.mp4").exists() and (tmp_path / "c3d" / "frames.png").is_file()
+    # Attention needs a temporal head with attention: a C3D has none, and the error names what applies.
+    code, text = run_main(capsys, "explain", "--checkpoint", media["c3d"], media["people"], "--method", "attention",
+                          "--out", tmp_path / "none")
+    assert code == 2 and "does not apply to C3D" in text and "gradcam" in text and not (tmp_path / "none").exists()
+    code, text = run_main(capsys, "explain", "--checkpoint", media["gru"], media["people"], "--method", "attention",
+                          "--no-video", "--out", tmp_path / "att")
+    assert code == 0, text
+    assert json.loads((tmp_path / "att" / "explanation.json").read_text())["has_heat"] is False
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--target", "cats"), "unknown label 'cats'; the model's labels: pedestrians, street"),
+    (("--method", "lime"), "unknown explain method 'lime'; use one of: gradcam, gradcam++, occlusion"),
+])
+def test_user_errors_are_one_line_and_write_nothing(media, tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    code, text = run_main(capsys, "explain", "--checkpoint", media["gru"], media["video"], *args, "--out", out)
+    assert code == 2 and message in text and "Traceback" not in text
+    assert not out.exists()
+
+
+def test_a_text_file_is_refused_and_nothing_is_written(media, tmp_path, capsys):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("not a video\n")
+    code, text = run_main(capsys, "explain", "--checkpoint", media["gru"], fake, "--out", tmp_path / "out")
+    assert code == 2 and "notes.mp4" in text and "Traceback" not in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_explain_writes_explanations_beside_predictions(media, tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("video", "people"):
+        shutil.copy(media[name], videos / media[name].name)
+    (videos / "broken.mp4").write_text("not a video\n")
+    out = tmp_path / "pred"
+    code, text = run_main(capsys, "predict", "--checkpoint", media["gru"], videos, "--explain", "--explain-method",
+                          "gradcam", "--out", out)
+    assert code == 2, text  # the broken file fails; the others are predicted and explained
+    rows = {Path(r["path"]).name: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
+    assert rows["broken.mp4"]["status"] == "error" and "explanation" not in rows["broken.mp4"]
+    for name in ("mixed.mp4", "people.mp4"):
+        row = rows[name]
+        folder = Path(row["explanation"])
+        assert folder == out / f"{Path(name).stem}_explain" and sorted(p.name for p in folder.iterdir()) == sorted(FILES)
+        doc = json.loads((folder / "explanation.json").read_text())
+        assert doc["target"]["label"] == row["top"][0]["label"] == row["explained"]["label"]
+    assert rows["people.mp4"]["top"][0]["label"] == "pedestrians"
+    code, text = run_main(capsys, "predict", "--checkpoint", media["gru"], videos / "people.mp4", "--explain",
+                          "--explain-method", "shap", "--out", tmp_path / "bad")
+    assert code == 2 and "unknown explain method 'shap'" in text and not (tmp_path / "bad").exists()
