@@ -135,7 +135,8 @@ def run_job(models: LoadedModels, config: ServeConfig, kind: str, video: Path, o
     """Run one job; returns `(result document, {artifact name: file name in out})`. `facts`: `video_facts`
     of `video` (from the upload's probe), the result's `info`."""
     out.mkdir(parents=True, exist_ok=True)
-    runner = {"classify": _classify, "summarize": _summarize, "emotion": _emotion, "search": _search, "index": _index}.get(kind)
+    runner = {"classify": _classify, "summarize": _summarize, "emotion": _emotion, "search": _search, "index": _index,
+              "explain": _explain}.get(kind)
     if runner is None:
         raise ConfigError(None, f"unknown job kind {kind!r}")
     result, files = runner(models, config, video, out, options, progress, facts)
@@ -150,6 +151,13 @@ def run_job(models: LoadedModels, config: ServeConfig, kind: str, video: Path, o
     if "videos" not in result and kind not in ("search", "index"):  # an index job names the video as indexed
         result["video"] = name
     return result, artifacts
+
+
+def _explain(*args: Any) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Explain the served classifier's decision on the upload (serve/explain_job.py)."""
+    from vidlens.serve.explain_job import run_explain
+
+    return run_explain(*args)
 
 
 def _search(models: LoadedModels, config: ServeConfig, video: Path, out: Path, options: dict[str, Any],

@@ -1,0 +1,43 @@
+"""The service's explain job (`POST /v1/explain`): the served classifier's decision on the upload, explained.
+
+Runs in a worker process (`worker.run_job`, kind "explain") with the models it loaded at start-up: the first
+member of the served classifier (`--checkpoint`; an ensemble's first model) explains the whole-video top label
+or the `target` asked for. Artifacts: `vidlens.tasks.explain.outputs.FILES` (overlay.gif, frames.png,
+temporal.png, temporal.csv, overlay.mp4, heat.npz, explanation.json).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vidlens.errors import ConfigError
+
+
+def run_explain(models: Any, config: Any, video: Path, out: Path, options: dict[str, Any], progress: Any,
+                facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
+    """One explain job: `(result document, {artifact name: path in out})`."""
+    from vidlens.tasks.explain.outputs import write_explanation
+    from vidlens.tasks.explain.video import explain_video
+
+    if models.classifier is None:
+        raise ConfigError(None, "this server has no classifier (start it with --checkpoint)")
+    method = options.get("method", "gradcam")
+    progress(f"explain ({method})", 0.0)
+
+    def report(done: int, total: int) -> None:
+        progress(f"explain ({method}): clip {done}/{total}", float(done))
+
+    result = explain_video(models.classifier, video, method=method, target=options.get("target"),
+                           clips=options.get("clips"), progress=report)
+    result.checkpoint = Path(result.checkpoint).name  # no server paths in what clients see
+    progress("writing overlays", float(len(result.clips)))
+    files = write_explanation(result, out, video=bool(options.get("video", True)))
+    doc = result.to_json()
+    keep = ("target", "top", "method", "top_seconds", "seconds", "crop_box", "modalities", "notes", "model")
+    urls = {name: f"/v1/jobs/{out.name}/artifacts/{name}" for name in files}
+    body = {"kind": "explain", "info": facts, **{k: doc[k] for k in keep},
+            "top": doc["top"][: int(options.get("top_k", 5))], "clips": len(result.clips),
+            "overlay": {"gif": urls.get("overlay.gif"), "strip": urls["frames.png"], "curve": urls["temporal.png"],
+                        "mp4": urls.get("overlay.mp4")}}
+    return body, dict(files)
