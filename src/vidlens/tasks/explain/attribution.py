@@ -9,12 +9,20 @@ audio inputs of a fusion model, whose batch dict they take).
   the mean drop over the segments that cover it. *Spatial* heat = `captum.attr.Occlusion` with a
   `(patch_frames, C, patch, patch)` window sliding over `(T,C,H,W)` (strides `patch_stride`), positive
   drops only. Cost: `ceil(T/stride)` + `(T/patch_frames) x ((H-patch)/patch_stride+1) x (...)` forwards,
-  batched by `batch`; `spatial=False` keeps only the temporal curve.
+  batched by `batch` (defaults: T + 64); `spatial=False` keeps only the temporal curve. Measured (one
+  thread, 16x112x112, untrained weights): C3D forward 0.37 s, occlusion in time 5.8 s, with the heat 24 s
+  (62 s with overlapping patch_stride = patch/2); MobileNetV2+GRU forward 0.07 s, in time 3.0 s, heat 13 s.
 - "integrated-gradients": `captum.attr.IntegratedGradients` from `baseline` to the clip (`n_steps`
   Gauss-Legendre points, `internal_batch_size` clips per forward/backward), on the target's logit
   (`output="logit"`) or probability. heat = |attribution| summed over channels, normalised to [0,1];
   temporal = per-frame |attribution| mass. The notes carry the completeness gap (sum of attributions
-  vs f(clip) - f(baseline)): a large gap means too few steps.
+  vs f(clip) - f(baseline)): a large gap means too few steps. 32 steps: C3D 22 s, MobileNetV2+GRU 18 s
+  (16x112x112, one thread).
+
+On clips whose object moves in a known stretch of frames (tests/tasks/explain/test_attribution.py, trained
+C3D and GRU), occlusion in time puts the top frame in the stretch for 0.8-1.0 of the clips; precision of
+the top frames: C3D 0.65-0.94 ("mean-frame") / 0.6-0.87 ("hold", one frame), GRU 0.43-0.48 ("mean-frame") /
+0.53-0.58 ("hold"), chance 0.375. Integrated gradients from a "mean-frame" baseline: 0.83-0.88.
 
 Baselines (`baseline=`): "mean-frame" (the clip's mean over time at each pixel: removes motion, keeps what
 never moves; the default for occlusion, suited to motion classes), "mean" (the clip's per-channel mean
@@ -199,14 +207,14 @@ def spatial_occlusion(forward: Forward, x: Tensor, target: int, *, patch: int | 
                       batch: int = 8, output: str = "prob", multi_label: bool = False, blur_sigma: float = 0.1) -> Tensor:
     """`captum.attr.Occlusion` of `x` `(1,T,C,H,W)` with a `(patch_frames, C, patch, patch)` window; returns the
     attribution `(1,T,C,H,W)` (mean score drop over the windows covering each element). Defaults: patch =
-    shorter side / 4, patch_stride = patch / 2, patch_frames = ceil(T / 4)."""
+    shorter side / 4, patch_stride = patch (tiles: 4 x 4 x 4 = 64 forwards), patch_frames = ceil(T / 4)."""
     from captum.attr import Occlusion
 
     x = check_clip(x)
     _, t, c, h, w = x.shape
     patch = max(1, round(min(h, w) / 4)) if patch is None else _int_option("patch", patch)
     patch = min(patch, h, w)
-    patch_stride = max(1, patch // 2) if patch_stride is None else _int_option("patch_stride", patch_stride)
+    patch_stride = patch if patch_stride is None else _int_option("patch_stride", patch_stride)
     patch_frames = max(1, math.ceil(t / 4)) if patch_frames is None else min(_int_option("patch_frames", patch_frames), t)
     if _check_baseline(baseline) == "hold":
         raise ConfigError(None, "baseline 'hold' is for occlusion in time only; use mean-frame, mean, zero or blur")
@@ -337,7 +345,9 @@ def _ig_explanation(model: nn.Module, x: Tensor, target: int, *, baseline: str =
                                    internal_batch_size=internal_batch_size, output=output,
                                    multi_label=bool(getattr(model, "multi_label", False)))
     heat, mass = ig_maps(res.attributions[0])
-    return ClipExplanation("integrated-gradients", target, float("nan"), heat, normalise_temporal(mass),
+    with torch.no_grad():
+        score = float(target_output(_forward_of(model), target, "prob", bool(getattr(model, "multi_label", False)))(x)[0])
+    return ClipExplanation("integrated-gradients", target, score, heat, normalise_temporal(mass),
                            notes=[ig_note(res, baseline, n_steps)])
 
 
