@@ -354,4 +354,5 @@ def _ig_explanation(model: nn.Module, x: Tensor, target: int, *, baseline: str =
 def _known(options: Mapping[str, Any], allowed: set[str], method: str) -> None:
     unknown = sorted(set(options) - allowed)
     if unknown:
-        raise ConfigError(None, f"{method}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(allowed)) or 'none'}")
+        valid = ", ".join(sorted(allowed)) or "none"
+        raise ConfigError(None, f"{method}: unknown option(s) {', '.join(unknown)}; valid: {valid}")
