@@ -10,7 +10,11 @@
 - video transformers: Swin3D on its last stage's tokens (the final norm's `(T',h,w,C)` map); MViTv2 on the
   patch tokens entering its last block (the class token, which alone feeds the classifier, reads them there).
 
-The explained score is the target's logit (pre-softmax). Heat is min-max normalised over the whole clip, so
+The explained score (`score=`) is by default the target's log-odds against the other classes, `logit_t -
+logsumexp(logit_j, j != t)` (the target's own logit for multi-label models): with few classes a confident model
+often says "class B" only through the absence of class A's evidence, and the plain logit's Grad-CAM is then zero
+everywhere (measured on the two-direction synthetic set: zero maps for one class). `score="logit"` gives Selvaraju
+et al.'s original choice. Heat is min-max normalised over the whole clip, so
 frames with little evidence stay dark. `layer="<module name>"` overrides the automatic choice (full dotted
 name in the model, e.g. "stages.3.4" or "encoder.net.features.12"). Gradients come from
 `torch.autograd.grad` on a copy of the input that requires grad: parameters' `.grad` are never touched.
@@ -138,6 +142,19 @@ def _cam(a: Tensor, g: Tensor, plus: bool, dims: tuple[int, ...]) -> Tensor:
     return F.relu((_weights(a, g, plus, dims) * a).sum(dim=1))
 
 
+SCORES = ("log-odds", "logit")
+
+
+def _score(logits: Tensor, target: int, score: str) -> Tensor:
+    """The explained scalar: the target's logit, or its log-odds against the other classes
+    (`logit_t - logsumexp(logits_j, j != t)`; the logit itself for a one-output model)."""
+    row = logits[0]
+    if score == "logit" or row.numel() == 1:
+        return row[target]
+    others = torch.cat([row[:target], row[target + 1:]])
+    return row[target] - torch.logsumexp(others, dim=0)
+
+
 def _input(clip: Tensor) -> Tensor:
     return clip.detach().clone().requires_grad_(True)
 
@@ -155,23 +172,23 @@ def _zeros_like_none(grads: tuple[Tensor | None, ...], tensors: list[Tensor]) ->
 # ---------------------------------------------------------------- 3D CNNs and video transformers
 
 
-def _video3d(model: nn.Module, clip: Tensor, target: int, plus: bool, layer: str | None) -> tuple[Tensor, list[str]]:
+def _video3d(model: nn.Module, clip: Tensor, target: int, plus: bool, layer: str | None, score: str) -> tuple[Tensor, list[str]]:
     """-> `(T',h,w)` cam and notes, for 3D CNNs and video transformers."""
     from vidlens.models.video3d import MViTModel, Swin3DModel
 
     x = _input(clip)
     if isinstance(model, (Swin3DModel, MViTModel)) and layer is None:
-        return _transformer_cam(model, x, target, plus)
+        return _transformer_cam(model, x, target, plus, score)
     with _record(model, "", 5) as calls:
         logits = model(x)
     call = _pick(calls, layer, 5, type(model).__name__)
-    (g,) = _zeros_like_none(_grads(logits[0, target], [call.output], call.name), [call.output])
+    (g,) = _zeros_like_none(_grads(_score(logits, target, score), [call.output], call.name), [call.output])
     cam = _cam(call.output.detach(), g, plus, (2, 3, 4))[0]
     t1, h1, w1 = cam.shape
     return cam, [f"{'Grad-CAM++' if plus else 'Grad-CAM'} on {call.name or 'input'} ({t1}x{h1}x{w1} map, T'xh'xw')"]
 
 
-def _transformer_cam(model: nn.Module, x: Tensor, target: int, plus: bool) -> tuple[Tensor, list[str]]:
+def _transformer_cam(model: nn.Module, x: Tensor, target: int, plus: bool, score: str) -> tuple[Tensor, list[str]]:
     from vidlens.models.video3d import MViTModel
 
     store: dict[str, Any] = {}
@@ -194,7 +211,7 @@ def _transformer_cam(model: nn.Module, x: Tensor, target: int, plus: bool) -> tu
     finally:
         handle.remove()
     tokens = store["x"]
-    (g,) = _zeros_like_none(_grads(logits[0, target], [tokens], name), [tokens])
+    (g,) = _zeros_like_none(_grads(_score(logits, target, score), [tokens], name), [tokens])
     if isinstance(model, MViTModel):
         t1, h1, w1 = store["thw"]
         a = tokens.detach()[:, 1:].reshape(1, t1, h1, w1, -1)
@@ -209,8 +226,8 @@ def _transformer_cam(model: nn.Module, x: Tensor, target: int, plus: bool) -> tu
 # ---------------------------------------------------------------- frame + temporal models
 
 
-def _frame_temporal(model: nn.Module, clip: Tensor, target: int, plus: bool, layer: str | None
-                    ) -> tuple[Tensor, np.ndarray, list[str]]:
+def _frame_temporal(model: nn.Module, clip: Tensor, target: int, plus: bool, layer: str | None, score: str,
+                    per_frame: bool) -> tuple[Tensor, np.ndarray, list[str]]:
     """-> `(T,h,w)` per-frame cams, `(T,)` temporal weights, notes."""
     from vidlens.tasks.explain.attention import attention_head, head_attention
 
@@ -220,8 +237,12 @@ def _frame_temporal(model: nn.Module, clip: Tensor, target: int, plus: bool, lay
         f = model.encoder(x.flatten(0, 1)).view(b, t, -1)  # bypasses freeze_encoder's no_grad on purpose
     logits = model.classify(model.features_from_frame_features(f))
     call = _pick(calls, layer, 4, f"{type(model).__name__}.encoder")
-    g_act, g_f = _zeros_like_none(_grads(logits[0, target], [call.output, f], call.name), [call.output, f])
-    cams = _cam(call.output.detach(), g_act, plus, (2, 3))  # (T,h,w): weights per frame
+    g_act, g_f = _zeros_like_none(_grads(_score(logits, target, score), [call.output, f], call.name), [call.output, f])
+    a = call.output.detach()
+    if per_frame:  # each frame its own channel weights (2D Grad-CAM frame by frame)
+        cams = _cam(a, g_act, plus, (2, 3))
+    else:  # one set of channel weights for the clip, as for 3D CNNs: frames stay comparable
+        cams = _cam(a.transpose(0, 1)[None], g_act.transpose(0, 1)[None], plus, (2, 3, 4))[0]
     kind = attention_head(model)
     notes = [f"{'Grad-CAM++' if plus else 'Grad-CAM'} on {call.name} per frame ({cams.shape[1]}x{cams.shape[2]} map)"]
     if kind is not None:
@@ -248,23 +269,29 @@ def _applies(model: nn.Module) -> bool:
     return model_family(model) in GRADCAM_FAMILIES
 
 
-def grad_cam(model: nn.Module, clip: Tensor, target: int, *, plus: bool = False, layer: str | None = None) -> ClipExplanation:
+def grad_cam(model: nn.Module, clip: Tensor, target: int, *, plus: bool = False, layer: str | None = None,
+             score: str | None = None, per_frame: bool = False) -> ClipExplanation:
     """Grad-CAM (`plus=False`) or Grad-CAM++ of one clip `(1,T,C,H,W)` for class `target`.
 
     Returns heat `(T,H,W)` in [0,1] and a temporal curve `(T,)` (see the module doc per family)."""
     method = "gradcam++" if plus else "gradcam"
+    if score is None:
+        score = "logit" if getattr(model, "multi_label", False) else "log-odds"
+    if score not in SCORES:
+        raise ConfigError(None, f"{method} score must be one of {', '.join(SCORES)}, got {score!r}")
     family = model_family(model)
     if family not in GRADCAM_FAMILIES or not isinstance(clip, Tensor):
         raise not_applicable(method, model, "Grad-CAM needs a video model with convolutional or token feature maps")
     t, _, h, w = clip.shape[1:]
     if family == "frame+temporal":
-        cams, temporal, notes = _frame_temporal(model, clip, target, plus, layer)
+        cams, temporal, notes = _frame_temporal(model, clip, target, plus, layer, score, per_frame)
         heat = F.interpolate(cams[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
     else:
-        cam, notes = _video3d(model, clip, target, plus, layer)
+        cam, notes = _video3d(model, clip, target, plus, layer, score)
         heat = F.interpolate(cam[None, None], size=(t, h, w), mode="trilinear", align_corners=False)[0, 0]
         temporal = normalise_temporal(heat.clamp_min(0).sum(dim=(1, 2)))
         notes.append("temporal: heat mass per frame")
+    notes.append(f"explained score: the target's {'logit' if score == 'logit' else 'log-odds against the other classes'}")
     heat = normalise_heat(heat.clamp_min(0))
     if not heat.any():
         notes.append("the map is zero everywhere: no positive evidence for this target at this layer")
@@ -272,12 +299,14 @@ def grad_cam(model: nn.Module, clip: Tensor, target: int, *, plus: bool = False,
 
 
 @register_explainer("gradcam", applies=_applies)
-def explain_gradcam(model: nn.Module, clip: Any, target: int, *, layer: str | None = None) -> ClipExplanation:
+def explain_gradcam(model: nn.Module, clip: Any, target: int, *, layer: str | None = None,
+                    score: str | None = None, per_frame: bool = False) -> ClipExplanation:
     """Grad-CAM (Selvaraju et al. 2017) on 5-D video inputs; `layer` overrides the automatic layer choice."""
-    return grad_cam(model, clip, target, plus=False, layer=layer)
+    return grad_cam(model, clip, target, plus=False, layer=layer, score=score, per_frame=per_frame)
 
 
 @register_explainer("gradcam++", applies=_applies)
-def explain_gradcam_plus(model: nn.Module, clip: Any, target: int, *, layer: str | None = None) -> ClipExplanation:
+def explain_gradcam_plus(model: nn.Module, clip: Any, target: int, *, layer: str | None = None,
+                         score: str | None = None, per_frame: bool = False) -> ClipExplanation:
     """Grad-CAM++ (Chattopadhay et al. 2018): positive-gradient, second-order channel weights."""
-    return grad_cam(model, clip, target, plus=True, layer=layer)
+    return grad_cam(model, clip, target, plus=True, layer=layer, score=score, per_frame=per_frame)

@@ -1,0 +1,153 @@
+"""Grad-CAM sanity checks on a C3D trained here on the synthetic moving-object classes (ground truth from the generator)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from vidlens.data.synthetic.actions import render_action_clip
+from vidlens.errors import ConfigError
+from vidlens.models.registry import build_model
+from vidlens.tasks.explain import explain_clip
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+CLASSES = ("move_left", "move_right")
+SIZE, T = 48, 8
+
+
+def _clips(n: int, seed: int):
+    frames, labels, params = [], [], []
+    for k in range(n):
+        for ci, name in enumerate(CLASSES):
+            f, p = render_action_clip(name, np.random.default_rng([seed, ci, k]), T, SIZE)
+            frames.append(f)
+            labels.append(ci)
+            params.append(p)
+    x = torch.from_numpy(np.stack(frames)).permute(0, 1, 4, 2, 3).float() / 255.0
+    return (x - 0.45) / 0.225, torch.tensor(labels), params
+
+
+@pytest.fixture(scope="module")
+def c3d():
+    from vidlens.testing import single_thread
+
+    with single_thread():
+        x, y, _ = _clips(60, 0)
+        torch.manual_seed(0)
+        model = build_model("c3d", len(CLASSES), load_weights=False, width=0.25)
+        opt = torch.optim.AdamW(model.parameters(), 3e-3, weight_decay=1e-4)
+        epochs, batch = 6, 16
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=epochs * ((len(x) + batch - 1) // batch))
+        for _ in range(epochs):
+            model.train()
+            for idx in torch.randperm(len(x)).split(batch):
+                loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+        model.eval()
+        xt, yt, pt = _clips(16, 1)
+        with torch.no_grad():
+            acc = (model(xt).argmax(1) == yt).float().mean().item()
+    assert acc >= 0.9, acc
+    return model, xt, yt, pt
+
+
+def _rank_corr(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = np.argsort(np.argsort(a.ravel())), np.argsort(np.argsort(b.ravel()))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _pointing(model, xt, yt, pt, method="gradcam") -> float:
+    tol = 15 / 224 * SIZE  # the pointing game's 15 px at 224 px, scaled
+    hits = []
+    for i in range(len(xt)):
+        heat = explain_clip(model, xt[i:i + 1], target=int(yt[i]), method=method).heat
+        tr = pt[i]["trajectory"]
+        for t in range(T):
+            yy, xx = np.unravel_index(np.argmax(heat[t]), heat[t].shape)
+            hits.append(np.hypot(xx + 0.5 - tr["x"][t], yy + 0.5 - tr["y"][t]) - tr["radius"][t] <= tol)
+    return float(np.mean(hits))
+
+
+def test_gradcam_points_at_the_moving_object(c3d):
+    model, xt, yt, pt = c3d
+    assert _pointing(model, xt, yt, pt) >= 0.9
+
+
+def test_gradcam_plus_plus_on_5d(c3d):
+    model, xt, yt, pt = c3d
+    e = explain_clip(model, xt[:1], method="gradcam++")
+    assert e.heat.shape == (T, SIZE, SIZE) and e.heat.dtype == np.float32
+    assert 0.0 <= e.heat.min() and e.heat.max() == pytest.approx(1.0)
+    assert e.temporal.shape == (T,) and e.temporal.sum() == pytest.approx(1.0, abs=1e-5)
+    assert _pointing(model, xt[:8], yt[:8], pt[:8], "gradcam++") >= 0.75
+
+
+def test_model_randomisation_changes_heat(c3d):
+    model, xt, _, _ = c3d
+    rand = copy.deepcopy(model)
+    torch.manual_seed(1)
+    for m in rand.modules():
+        if isinstance(m, (torch.nn.Conv3d, torch.nn.Linear)):
+            m.reset_parameters()
+    corr = [_rank_corr(explain_clip(model, xt[i:i + 1]).heat, explain_clip(rand, xt[i:i + 1]).heat) for i in range(6)]
+    assert np.mean(corr) < 0.5, corr
+
+
+def test_target_change_changes_heat(c3d):
+    model, xt, _, _ = c3d
+    corr = [_rank_corr(explain_clip(model, xt[i:i + 1], target=0).heat, explain_clip(model, xt[i:i + 1], target=1).heat)
+            for i in range(6)]
+    assert np.mean(corr) < 0.5, corr
+
+
+def test_explain_leaves_model_unchanged(c3d):
+    model, xt, _, _ = c3d
+    model.zero_grad(set_to_none=True)  # training left gradients behind
+    model.train()
+    model.fc.weight.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    flags = [p.requires_grad for p in model.parameters()]
+    try:
+        e = explain_clip(model, xt[:1])
+        assert e.method == "gradcam" and 0 < e.score <= 1
+        assert model.training
+        assert [p.requires_grad for p in model.parameters()] == flags
+        assert all(p.grad is None for p in model.parameters())
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    finally:
+        model.fc.weight.requires_grad_(True)
+        model.eval()
+
+
+def test_bad_method_family_and_target(c3d):
+    model, xt, _, _ = c3d
+    with pytest.raises(ConfigError, match="gradcam"):
+        explain_clip(model, xt[:1], method="nope")
+    with pytest.raises(ConfigError, match="gradcam"):
+        explain_clip(model, xt[:1], method="attention")
+    with pytest.raises(ConfigError):
+        explain_clip(model, xt[:1], target=5)
+    with pytest.raises(ConfigError):
+        explain_clip(model, xt[:1], layer="no.such.layer")
+
+
+def test_frame_temporal_and_transformer_families():
+    """Every family explains: shapes, finite heat, attention curve for gru; attention ConfigError for tsn."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 3, 64, 64)
+    gru = build_model("gru", 3, load_weights=False, hidden=16).eval()
+    e = explain_clip(gru, x)
+    assert e.heat.shape == (4, 64, 64) and np.isfinite(e.heat).all()
+    a = explain_clip(gru, x, method="attention")
+    assert a.heat is None and np.allclose(a.temporal, e.temporal)
+    with pytest.raises(ConfigError, match="gradcam"):
+        explain_clip(build_model("tsn", 3, load_weights=False), x, method="attention")
+    swin = build_model("swin3d_t", 3, load_weights=False, embed_dim=12, depths=[1, 1], num_heads=[1, 2], window_size=[2, 4, 4])
+    s = explain_clip(swin, torch.randn(1, 4, 3, 32, 32), method="gradcam++")
+    assert s.heat.shape == (4, 32, 32) and np.isfinite(s.heat).all()
