@@ -4,7 +4,8 @@
   output still has time (T' > 1; its BatchNorm/ReLU/residual/concatenation, up to the next change of
   (T',h,w)), a `(T',h,w)` map upsampled trilinearly to `(T,H,W)`. Temporal curve: the map's mass per frame.
 - frame+temporal (`tsn`, `tsn_max`, `lstm`, `gru`, `transformer`, `tconv`): 2D Grad-CAM on the frame
-  encoder's last conv (same rule, per frame, weights per frame), bilinear to `(H,W)`. Temporal curve: the
+  encoder's last conv (same rule) on every frame, one set of channel weights for the
+  whole clip (`per_frame=True`: weights per frame), bilinear to `(H,W)`. Temporal curve: the
   head's attention where it has one (`AttentionPool` of lstm/gru, class-token attention of transformer),
   else each frame's gradient x feature contribution to the target logit (exact for tsn: mean pool + linear).
 - video transformers: Swin3D on its last stage's tokens (the final norm's `(T',h,w,C)` map); MViTv2 on the
