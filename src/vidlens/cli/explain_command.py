@@ -69,8 +69,8 @@ def explain_command(
 
     result, files = explain_into(load_classifier(checkpoint), video, out, method=check_method(method), target=target,
                                  clips=clips, overlay=not no_video)
-    console.print(escape(summary_line(result, files)), highlight=False)
-    console.print(escape(f"wrote {', '.join(str(p) for p in files.values())}"), highlight=False)
+    console.print(escape(summary_line(result, files)), highlight=False, soft_wrap=True)
+    console.print(escape(f"wrote {', '.join(str(p) for p in files.values())}"), highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -91,7 +91,7 @@ def explain_beside(classifier: Any, video: Path, row: dict[str, Any], stage: Any
         result, _ = explain_into(classifier, video, stage.path / name, method=method, target=row["top"][0]["label"])
     except VidlensError as exc:
         row["explanation_error"] = exc.reason
-        console.print(escape(f"{video.name}: no explanation ({exc.reason})"), highlight=False)
+        console.print(escape(f"{video.name}: no explanation ({exc.reason})"), highlight=False, soft_wrap=True)
         return
     row["explanation"] = str(stage.final(stage.path / name))
     row["explained"] = {"method": method, "label": result.label, "top_seconds": result.top_seconds(3)}
