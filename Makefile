@@ -10,7 +10,7 @@ TEST_STAMP := $(VENV)/.stamp-test
 BENCH_STAMP := $(VENV)/.stamp-bench
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test bench setup clean shot-model
+.PHONY: demo test test-slow test-all bench setup clean shot-model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,7 +74,15 @@ demo: $(BASE_STAMP)
 # (measured 236 s with 3 workers vs 403 s with 2, same 999 tests).
 TEST_WORKERS ?= 3
 
+# `make test` runs everything but the tests marked `slow` (scale-out on Ray and torchrun, kill -9 recovery,
+# benchmark smoke runs, the longest learning checks): `make test-slow` runs those, `make test-all` both; CI runs both.
 test: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
+
+test-slow: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m slow
+
+test-all: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(BENCH_STAMP)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # `make test-slow`
+
 BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 
 

@@ -14,7 +14,7 @@ import pytest
 from tests.test_benchmarks_smoke import _load, run_quick
 from vidlens.testing.real import ffmpeg_available
 
-pytestmark = [pytest.mark.usefixtures("one_thread"),
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread"),
               pytest.mark.skipif(not ffmpeg_available(), reason="needs the ffmpeg CLI")]
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from tests.test_benchmarks_smoke import run_quick
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # `make test-slow`
 
 
 def test_bench_vector_store_quick_writes_its_section(tmp_path):

@@ -10,6 +10,8 @@ import pytest
 
 from tests.test_benchmarks_smoke import run_quick
 
+pytestmark = pytest.mark.slow  # `make test-slow`
+
 
 def test_bench_shots_quick_writes_its_section(tmp_path, capsys):
     pytest.importorskip("scenedetect")

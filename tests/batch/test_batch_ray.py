@@ -23,7 +23,7 @@ from vidlens.batch import ResultStore, get_task, plan_batch, resolve_options
 
 ray = pytest.importorskip("ray", reason="the Ray engine's tests need ray[data] (pip install 'vidlens[ray]')")
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # `make test-slow`
 
 
 def test_shots_on_ray_match_the_local_engine_and_vidlens_shots(cluster, video_folder, tmp_path):

@@ -22,7 +22,7 @@ from vidlens.outputs import STAGING_MARK
 
 ray = pytest.importorskip("ray", reason="the Ray engine's tests need ray[data] (pip install 'vidlens[ray]')")
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # `make test-slow`
 
 
 def _stages(out: Path, stem: str) -> list[int]:

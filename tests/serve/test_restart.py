@@ -48,6 +48,7 @@ def stored(server: Server) -> dict[str, tuple[str, int]]:
         return {i: (s, a) for i, s, a in db.execute("SELECT id, status, attempts FROM jobs ORDER BY seq")}
 
 
+@pytest.mark.slow
 def test_kill_9_with_jobs_queued_and_running_loses_no_job(tmp_path):
     short, long = sample_media("carphone_pristine.mp4"), sample_media("bikes.mp4")  # 4 s and 10 s of real footage
     with running_server(tmp_path, *ARGS, keep_jobs=True) as first:

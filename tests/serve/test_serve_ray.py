@@ -16,6 +16,8 @@ from vidlens.testing import sample_media
 
 from .conftest import CLASSES, running_server
 
+pytestmark = pytest.mark.slow  # `make test-slow`
+
 ray = pytest.importorskip("ray")
 
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
