@@ -32,6 +32,7 @@ from vidlens.cli.stream_command import register as register_stream
 from vidlens.cli.tags_command import register as register_tags
 from vidlens.cli.summarize_commands import summarize_app
 from vidlens.cli.summarize_video_command import register as register_summarize_video
+from vidlens.cli.sync_commands import register as register_sync
 from vidlens.errors import VidlensError
 
 app = typer.Typer(
@@ -76,6 +77,7 @@ register_index(app)
 register_dedup(app)
 register_anomaly(app)
 register_explain(app)
+register_sync(app)
 app.add_typer(data_app, name="data")
 register_summarize_video(summarize_app)
 app.add_typer(summarize_app, name="summarize")

@@ -24,7 +24,7 @@ import numpy as np
 
 from vidlens.outputs import staged_output
 
-__all__ = ["SYNC_FILES", "write_sync", "drift_line", "summary_line"]
+__all__ = ["SYNC_FILES", "write_sync", "drift_line", "summary_line", "moved"]
 
 SYNC_FILES = ("sync.json", "sync_windows.csv", "sync.png")
 CONFIDENT = 0.5  # the contract's `base.CONFIDENT`; read from base when it is importable
@@ -47,6 +47,11 @@ def summary_line(result: Any) -> str:
     if result.drift_ms_per_min is not None:
         text += f", drift {result.drift_ms_per_min:+.1f} ms/min"
     return text
+
+
+def moved(offset_ms: float) -> str:
+    """What a fix by `offset_ms` does to the audio, in words: "audio moved 200 ms earlier" (offset > 0: it was late)."""
+    return f"audio moved {abs(offset_ms):.0f} ms {'earlier' if offset_ms > 0 else 'later'}"
 
 
 def drift_line(result: Any) -> tuple[float, float] | None:
