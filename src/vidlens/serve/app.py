@@ -5,7 +5,7 @@ also takes several `file` parts in one job (a folder job: per-video results, sum
 `GET /v1/jobs/{id}[?wait=S]` (long poll); `GET /v1/jobs/{id}/artifacts/{name}`; `DELETE /v1/jobs/{id}`; `GET /v1/jobs`;
 `GET /v1/info`; `GET /healthz`; `GET /` (web page); `/docs` (OpenAPI); with `--index`, `POST /v1/search` and
 `GET|POST /v1/index`, `DELETE /v1/index/{video}` (routes_search.py); with a classifier, `POST /v1/explain`
-(routes_explain.py). Uploads are checked before a
+(routes_explain.py); always `POST /v1/sync` (routes_sync.py). Uploads are checked before a
 job exists: size (413), non-empty (400), `probe()` (415 with the decoder's reason); a full queue is 429.
 """
 
@@ -35,6 +35,7 @@ from vidlens.serve.jobs import DB_NAME, Job, JobStore, video_facts
 from vidlens.serve.pool import WorkerPool
 from vidlens.serve.routes_explain import add_explain_routes
 from vidlens.serve.routes_search import IMAGE_EXTENSIONS, add_search_routes, image_facts
+from vidlens.serve.routes_sync import SYNC_SERVICE_METHODS, add_sync_routes
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and option fields on top of the file itself
 COPY_CHUNK = 1 << 20
@@ -169,6 +170,8 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
     def offered(kind: str) -> None:
         if kind == "explain":  # explanations come with the classifier (routes_explain.py)
             kind = "classify"
+        if kind == "sync":  # needs no model: every server offers it (routes_sync.py)
+            return
         if kind not in settings.tasks:
             hint = {"classify": "start the server with --checkpoint CKPT", "search": "start the server with --index PATH",
                     "index": "start the server with --index PATH"}.get(kind, f"the server was started with --no-{kind}")
@@ -362,10 +365,12 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
                            "job_timeout_s": settings.job_timeout_s, "workers": settings.num_workers}}
         if rt().index is not None:
             body["index"] = rt().index.facts()
+        body["sync"] = {"methods": list(SYNC_SERVICE_METHODS)}  # POST /v1/sync, offered by every server
         return body
 
     add_search_routes(app, rt, accept, accept_query, offered, key_header)
     add_explain_routes(app, rt, accept, offered, key_header)
+    add_sync_routes(app, rt, accept, key_header)
 
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, Any]:

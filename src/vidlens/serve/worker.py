@@ -136,7 +136,7 @@ def run_job(models: LoadedModels, config: ServeConfig, kind: str, video: Path, o
     of `video` (from the upload's probe), the result's `info`."""
     out.mkdir(parents=True, exist_ok=True)
     runner = {"classify": _classify, "summarize": _summarize, "emotion": _emotion, "search": _search, "index": _index,
-              "explain": _explain}.get(kind)
+              "explain": _explain, "sync": _sync}.get(kind)
     if runner is None:
         raise ConfigError(None, f"unknown job kind {kind!r}")
     result, files = runner(models, config, video, out, options, progress, facts)
@@ -292,3 +292,10 @@ def _emotion_folder(models: LoadedModels, emotion_config: Any, uploads: Path, ou
         entries.append(entry)
     ok = sum(o.status == "ok" for o in outcomes)
     return {"kind": "emotion", "videos": entries, "succeeded": ok, "failed": len(outcomes) - ok}, files
+
+
+def _sync(*args: Any) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The audio-video offset of the upload, and optionally a fixed copy (serve/sync_job.py)."""
+    from vidlens.serve.sync_job import run_sync
+
+    return run_sync(*args)
