@@ -5,7 +5,7 @@ also takes several `file` parts in one job (a folder job: per-video results, sum
 `GET /v1/jobs/{id}[?wait=S]` (long poll); `GET /v1/jobs/{id}/artifacts/{name}`; `DELETE /v1/jobs/{id}`; `GET /v1/jobs`;
 `GET /v1/info`; `GET /healthz`; `GET /` (web page); `/docs` (OpenAPI); with `--index`, `POST /v1/search` and
 `GET|POST /v1/index`, `DELETE /v1/index/{video}` (routes_search.py); with a classifier, `POST /v1/explain`
-(routes_explain.py); always `POST /v1/sync` (routes_sync.py). Uploads are checked before a
+(routes_explain.py); always `POST /v1/sync` and `POST /v1/sync/train` (routes_sync.py). Uploads are checked before a
 job exists: size (413), non-empty (400), `probe()` (415 with the decoder's reason); a full queue is 429.
 """
 
@@ -170,7 +170,7 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
     def offered(kind: str) -> None:
         if kind == "explain":  # explanations come with the classifier (routes_explain.py)
             kind = "classify"
-        if kind == "sync":  # needs no model: every server offers it (routes_sync.py)
+        if kind in ("sync", "sync-train"):  # needs no model: every server offers it (routes_sync.py)
             return
         if kind not in settings.tasks:
             hint = {"classify": "start the server with --checkpoint CKPT", "search": "start the server with --index PATH",
@@ -239,8 +239,7 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
         """Several files, one job: each is saved and probed; an unreadable one becomes a failed row of the
         job's summary (the others go on), and only when none is readable is the upload refused (415)."""
         service = rt()
-        if kind not in settings.tasks:
-            raise HTTPException(503, f"this server does not offer {kind}: the server was started with --no-{kind}")
+        offered(kind)
         if len(uploads) > MAX_FILES_PER_JOB:
             raise HTTPException(400, f"too many files: at most {MAX_FILES_PER_JOB} in one job")
         names: list[str] = []
@@ -370,7 +369,7 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
 
     add_search_routes(app, rt, accept, accept_query, offered, key_header)
     add_explain_routes(app, rt, accept, offered, key_header)
-    add_sync_routes(app, rt, accept, key_header)
+    add_sync_routes(app, rt, accept, accept_many, key_header)
 
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, Any]:

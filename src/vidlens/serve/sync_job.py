@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vidlens.serve.routes_sync import MODEL_FILE
+
 
 def run_sync(models: Any, config: Any, video: Path, out: Path, options: dict[str, Any], progress: Any,
              facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
@@ -34,8 +36,10 @@ def run_sync(models: Any, config: Any, video: Path, out: Path, options: dict[str
         method = options.get("method", "auto")
         progress(f"sync ({method})", 0.0)
         seconds = float(facts.get("duration_s") or 1.0)  # estimate_sync reports fractions; jobs report seconds
+        model_job = options.get("model_job")
+        checkpoint = None if not model_job else out.parent / model_job / MODEL_FILE  # jobs live side by side
         result = estimate_sync(video, method, max_offset_ms=float(options.get("max_offset_ms", 1000.0)),
-                               window_s=float(options.get("window_s", 4.0)),
+                               window_s=float(options.get("window_s", 4.0)), checkpoint=checkpoint,
                                progress=lambda stage, done: progress(stage, done * seconds))
         result.video = video.name  # no server paths in what clients see
         progress("writing the plot", float(result.duration_s))
@@ -61,3 +65,23 @@ def run_sync(models: Any, config: Any, video: Path, out: Path, options: dict[str
         files[fixed_path.name] = fixed_path
         body["fixed"] = f"/v1/jobs/{out.name}/artifacts/{fixed_path.name}"
     return body, files
+
+
+def run_sync_train(models: Any, config: Any, video: Path, out: Path, options: dict[str, Any], progress: Any,
+                   facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
+    """One sync training job over the uploaded files (`options["files"]`, beside `video`): `train_sync` ->
+    sync_model.pt. Files the upload check could not read are reported, not trained on."""
+    from vidlens.errors import ConfigError
+    from vidlens.tasks.sync.learned import train_sync
+
+    readable = [row["name"] for row in facts.get("videos", []) if "error" not in row]
+    names = readable or list(options.get("files") or [video.name])
+    videos = [video.parent / name for name in names]
+    if not videos:
+        raise ConfigError(None, "no readable videos to train on")
+    kwargs: dict[str, Any] = {"seed": int(options.get("seed") or 0)}
+    if options.get("epochs"):
+        kwargs["epochs"] = int(options["epochs"])
+    path = train_sync(videos, out / MODEL_FILE, progress=lambda stage, done: progress(stage, done), **kwargs)
+    return {"kind": "sync-train", "videos": names, "model": f"/v1/jobs/{out.name}/artifacts/{MODEL_FILE}",
+            "skipped": [row for row in facts.get("videos", []) if "error" in row]}, {MODEL_FILE: Path(path)}

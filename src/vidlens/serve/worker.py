@@ -136,7 +136,7 @@ def run_job(models: LoadedModels, config: ServeConfig, kind: str, video: Path, o
     of `video` (from the upload's probe), the result's `info`."""
     out.mkdir(parents=True, exist_ok=True)
     runner = {"classify": _classify, "summarize": _summarize, "emotion": _emotion, "search": _search, "index": _index,
-              "explain": _explain, "sync": _sync}.get(kind)
+              "explain": _explain, "sync": _sync, "sync-train": _sync_train}.get(kind)
     if runner is None:
         raise ConfigError(None, f"unknown job kind {kind!r}")
     result, files = runner(models, config, video, out, options, progress, facts)
@@ -299,3 +299,10 @@ def _sync(*args: Any) -> tuple[dict[str, Any], dict[str, Path]]:
     from vidlens.serve.sync_job import run_sync
 
     return run_sync(*args)
+
+
+def _sync_train(*args: Any) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Train the learned sync method on the uploads (serve/sync_job.py)."""
+    from vidlens.serve.sync_job import run_sync_train
+
+    return run_sync_train(*args)
