@@ -173,7 +173,7 @@ def test_bad_fusion_inputs_raise_config_error(trained, sets):
     for clip, method, options in bad:
         with pytest.raises(ConfigError):
             explain_clip(model, clip, method=method, **options)
-    # inputs the model's forward itself rejects (explain_clip runs it first): the explainers' own checks
+    # inputs the model's forward itself rejects: the explainers' own checks (explain_clip's: the next test)
     for clip in ({"video": v}, {"video": v[0, 0], "audio": a}, v):
         with pytest.raises(ConfigError):
             explain_fusion(model, clip, 0)
@@ -181,3 +181,34 @@ def test_bad_fusion_inputs_raise_config_error(trained, sets):
         explain_occlusion(build_model("c3d", 3, load_weights=False, width=0.125).eval(), {"video": v}, 0)
     with pytest.raises(ConfigError, match="'occlusion' or 'integrated-gradients'"):
         explain_fusion(model, ex, 0, method="gradcam")
+
+
+def test_explain_clip_checks_the_input_before_the_model_runs(trained, sets):
+    """A missing modality, a tensor for a fusion model, a dict for a video model: ConfigError naming the problem,
+    raised before any forward pass (the model's own forward would give KeyError/TypeError)."""
+    fusion = trained("early", "video")
+    video = build_model("c3d", 3, load_weights=False, width=0.125).eval()
+    ex = _example(sets["video"]["test"], 0)
+    v, a = ex["video"], ex["audio"]
+    calls = []
+    handles = [m.register_forward_pre_hook(lambda *_: calls.append(1)) for m in (fusion, video)]
+    try:
+        for model, clip, method, match in [
+            (fusion, {"video": v}, "occlusion", "no 'audio' tensor"),
+            (fusion, {"video": v, "audio": a.long()}, "integrated-gradients", "float input"),
+            (fusion, v, "occlusion", "batch dict"),
+            (video, {"video": v, "audio": a}, "gradcam", "not a fusion model"),
+            (video, {"video": v}, "occlusion", "not a fusion model"),
+            (video, [v], "gradcam", "got list"),
+            (video, v[0, 0], "gradcam", r"one clip \(1,T,C,H,W\)"),
+            (video, v.clone().fill_(float("inf")), "gradcam", "NaN or infinite"),
+        ]:
+            with pytest.raises(ConfigError, match=match):
+                explain_clip(model, clip, method=method)
+        assert calls == []
+        with pytest.raises(ConfigError, match="C3D cannot run this input"):  # one channel for an RGB model: the forward says
+            explain_clip(video, v[:, :, :1])
+    finally:
+        for h in handles:
+            h.remove()
+    assert explain_clip(fusion, ex, method="occlusion", spatial=False).modalities  # a good input still explains

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import importlib.util
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -123,16 +124,53 @@ def not_applicable(method: str, model: nn.Module, why: str = "") -> ConfigError:
     return ConfigError(None, f"{reason}; use one of: {', '.join(ok) if ok else 'none registered'}")
 
 
-def _as_batch(clip: Any) -> Any:
-    if isinstance(clip, torch.Tensor):
-        if clip.ndim == 4:
-            clip = clip.unsqueeze(0)
-        if clip.ndim != 5 or clip.shape[0] != 1:
-            raise ConfigError(None, f"explain_clip takes one clip (1,T,C,H,W), got shape {tuple(clip.shape)}")
-        return clip.float()
-    if isinstance(clip, dict):
+def fusion_inputs(model: nn.Module, clip: Any) -> dict[str, torch.Tensor]:
+    """`{modality: tensor}` of one example from a fusion batch dict (`model.keys` maps modality -> key).
+
+    Every input must have batch size 1 and finite float values; exactly one must be a video `(1,T,C,H,W)`."""
+    if model_family(model) != "fusion" or not hasattr(model, "modalities"):
+        raise ConfigError(None, f"{type(model).__name__} is not a fusion model; give a VideoModel a (1,T,C,H,W) clip")
+    if not isinstance(clip, Mapping):
+        raise ConfigError(None, f"a fusion model explains a batch dict ({', '.join(model.modalities)}), "
+                          f"got {type(clip).__name__}")
+    keys = getattr(model, "keys", {m: m for m in model.modalities})
+    out = {}
+    for m in model.modalities:
+        x = clip.get(keys[m])
+        if not isinstance(x, torch.Tensor):
+            raise ConfigError(None, f"the batch dict has no {keys[m]!r} tensor (modality {m}); "
+                              f"it needs {', '.join(repr(keys[k]) for k in model.modalities)}")
+        if x.ndim < 2 or x.shape[0] != 1 or x.numel() == 0:
+            raise ConfigError(None, f"{m}: one example with a batch dimension of 1 is needed, got shape {tuple(x.shape)}")
+        if not x.is_floating_point() or not torch.isfinite(x).all():
+            raise ConfigError(None, f"{m}: float input with finite values is needed")
+        out[m] = x.detach()
+    videos = [m for m, x in out.items() if x.ndim == 5]
+    if len(videos) != 1:
+        raise ConfigError(None, f"fusion explanations need exactly one video input (1,T,C,H,W); got {len(videos)}")
+    return out
+
+
+def check_input(model: nn.Module, clip: Any) -> Any:
+    """The input of one explanation, checked before the model runs: a fusion model's batch dict (returned
+    as given), or a `(1,T,C,H,W)` float tensor with finite values (a `(T,C,H,W)` clip gets the batch dim).
+    A dict for a video model, a tensor for a fusion model, a missing modality, a bad shape -> ConfigError."""
+    if model_family(model) == "fusion":
+        fusion_inputs(model, clip)
         return clip
-    raise ConfigError(None, f"explain_clip takes a (1,T,C,H,W) tensor or a fusion batch dict, got {type(clip).__name__}")
+    if isinstance(clip, Mapping):
+        raise ConfigError(None, f"{type(model).__name__} ({model_family(model)}) is not a fusion model: it explains a "
+                          f"(1,T,C,H,W) tensor, not a batch dict (keys: {', '.join(map(str, clip))})")
+    if not isinstance(clip, torch.Tensor):
+        raise ConfigError(None, f"explain_clip takes a (1,T,C,H,W) tensor or a fusion batch dict, got {type(clip).__name__}")
+    if clip.ndim == 4:
+        clip = clip.unsqueeze(0)
+    if clip.ndim != 5 or clip.shape[0] != 1 or clip.numel() == 0:
+        raise ConfigError(None, f"explain_clip takes one clip (1,T,C,H,W), got shape {tuple(clip.shape)}")
+    clip = clip.float()
+    if not torch.isfinite(clip).all():
+        raise ConfigError(None, "the clip has NaN or infinite values")
+    return clip
 
 
 def target_scores(model: nn.Module, clip: Any) -> np.ndarray:
@@ -149,7 +187,8 @@ def explain_clip(model: nn.Module, clip: Any, *, target: int | None = None, meth
     """Explain one clip. `model`: a VideoModel (input `(1,T,C,H,W)` normalised float, as the model takes it)
     or a fusion model (input: its batch dict). `target` None = the model's top class. Puts the model in eval
     mode, restores its mode, `requires_grad` flags and `.grad` afterwards, never changes weights. Unknown
-    method / method not applicable to this family -> ConfigError naming the methods that do apply."""
+    method / method not applicable to this family -> ConfigError naming the methods that do apply; the input is
+    checked before the model runs (`check_input`): a wrong kind, shape or missing modality -> ConfigError."""
     load_builtin_explainers()
     if method not in EXPLAINERS:
         known = applicable_methods(model)
@@ -159,14 +198,19 @@ def explain_clip(model: nn.Module, clip: Any, *, target: int | None = None, meth
     applies = _APPLIES.get(method)
     if applies is not None and not applies(model):
         raise not_applicable(method, model)
-    clip = _as_batch(clip)
+    clip = check_input(model, clip)
     params = list(model.parameters())
     flags = [p.requires_grad for p in params]
     grads = [p.grad for p in params]
     was_training = model.training
     model.eval()
     try:
-        probs = target_scores(model, clip)
+        try:
+            probs = target_scores(model, clip)
+        except (RuntimeError, ValueError, KeyError, IndexError) as exc:  # e.g. 1 channel for an RGB model, T < kernel
+            shape = tuple(clip.shape) if isinstance(clip, torch.Tensor) else {k: tuple(v.shape) for k, v in clip.items()
+                                                                                if isinstance(v, torch.Tensor)}
+            raise ConfigError(None, f"{type(model).__name__} cannot run this input {shape}: {exc}") from exc
         if target is None:
             target = int(np.argmax(probs))
         if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= int(target) < len(probs):

@@ -54,37 +54,11 @@ from vidlens.tasks.explain.attribution import (
     target_output,
     video_baseline,
 )
-from vidlens.tasks.explain.base import ClipExplanation, model_family, normalise_temporal
+from vidlens.tasks.explain.base import ClipExplanation, fusion_inputs, normalise_temporal
 
 SIGNAL_BASELINES = ("mean-frame", "mean", "zero", "blur")
 DEFAULT_BASELINES = {"video": "mean", "other": "mean-frame"}
 MAX_SHAPLEY_MODALITIES = 6
-
-
-def fusion_inputs(model: nn.Module, clip: Any) -> dict[str, Tensor]:
-    """`{modality: tensor}` of one example from a fusion batch dict (`model.keys` maps modality -> key).
-
-    Every input must have batch size 1 and finite float values; exactly one must be a video `(1,T,C,H,W)`."""
-    if model_family(model) != "fusion" or not hasattr(model, "modalities"):
-        raise ConfigError(None, f"{type(model).__name__} is not a fusion model; give a VideoModel a (1,T,C,H,W) clip")
-    if not isinstance(clip, Mapping):
-        raise ConfigError(None, f"a fusion model explains a batch dict ({', '.join(model.modalities)}), "
-                          f"got {type(clip).__name__}")
-    keys = getattr(model, "keys", {m: m for m in model.modalities})
-    out = {}
-    for m in model.modalities:
-        x = clip.get(keys[m])
-        if not isinstance(x, Tensor):
-            raise ConfigError(None, f"the batch dict has no {keys[m]!r} tensor (modality {m})")
-        if x.ndim < 2 or x.shape[0] != 1 or x.numel() == 0:
-            raise ConfigError(None, f"{m}: one example with a batch dimension of 1 is needed, got shape {tuple(x.shape)}")
-        if not x.is_floating_point() or not torch.isfinite(x).all():
-            raise ConfigError(None, f"{m}: float input with finite values is needed")
-        out[m] = x.detach()
-    videos = [m for m, x in out.items() if x.ndim == 5]
-    if len(videos) != 1:
-        raise ConfigError(None, f"fusion explanations need exactly one video input (1,T,C,H,W); got {len(videos)}")
-    return out
 
 
 def signal_baseline(x: Tensor, kind: str = "mean-frame", blur_sigma: float = 0.1) -> Tensor:
