@@ -221,5 +221,5 @@ def _auto(path: str, options: SyncOptions) -> SyncResult:
     best.notes.append("auto: no method was confident; " + "; ".join(f"{r.method}: {r.reason}" for r in tried))
     best.offset_ms = None
     best.verdict = "cannot tell"
-    best.reason = " and ".join(r.reason.rstrip(".") for r in tried) + "."
+    best.reason = "no method is confident: " + "; ".join(f"{r.method}: {r.reason.rstrip('.')}" for r in tried)
     return best

@@ -66,6 +66,42 @@ def xcorr(video: np.ndarray, audio: np.ndarray, lags: np.ndarray, *, weights: np
     return out
 
 
+def support(video: np.ndarray, audio: np.ndarray, lag: int, *, weights: np.ndarray | None = None, start: int = 0,
+            stop: int | None = None, bin_s: float = 0.5, max_lag: int = 100) -> float:
+    """How many separate moments make the match at `lag`: per `bin_s` bin, the product of the standardised signals
+    at `lag` minus the bin's median product over lags -max_lag..max_lag (what any lag gives there), positive part,
+    then (sum b)^2 / sum b^2. 1 = one coincidence carries the whole peak; large = the match is spread over the video."""
+    v = np.asarray(video, np.float64)
+    a = np.asarray(audio, np.float64)
+    stop = v.size if stop is None else min(stop, v.size)
+    t = np.arange(start, stop)
+    w = np.ones(t.size) if weights is None else np.asarray(weights, np.float64)[t]
+    x = v[t]
+    okx = np.isfinite(x) & (w > 0)
+    if okx.sum() < 10:
+        return 0.0
+    x = np.where(okx, (x - x[okx].mean()) / (x[okx].std() + 1e-9), 0.0)
+    oka = np.isfinite(a)
+    if oka.sum() < 10:
+        return 0.0
+    az = np.where(oka, (a - a[oka].mean()) / (a[oka].std() + 1e-9), 0.0)
+    nbins = int((t.size - 1) // (bin_s * RATE)) + 1
+    bin_of = ((t - t[0]) / (bin_s * RATE)).astype(int)
+
+    def per_bin(d: int) -> np.ndarray:
+        idx = t + d
+        inside = (idx >= 0) & (idx < az.size)
+        prod = np.zeros(t.size)
+        prod[inside] = x[inside] * az[idx[inside]]
+        return np.bincount(bin_of, weights=prod, minlength=nbins)
+
+    step = max(1, max_lag // 25)
+    null = np.median(np.stack([per_bin(d) for d in range(-max_lag, max_lag + 1, step)]), axis=0)
+    excess = np.maximum(per_bin(lag) - null, 0.0)
+    total = excess.sum()
+    return float(total * total / max((excess * excess).sum(), 1e-12)) if total > 0 else 0.0
+
+
 def confidence_of(z: float, ratio: float) -> float:
     """Map peak prominence to 0..1: 0.5 at z = 5 sidelobe-stds with the peak 1.25x the next one above the
     median; grows with both. Calibrated on the real clips of the tests (see docs/sync.md)."""

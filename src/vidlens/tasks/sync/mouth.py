@@ -182,6 +182,28 @@ def _remove_head_motion(mouth: np.ndarray, cheek: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def face_share(path: str | os.PathLike[str], samples: int = 10, detector=None) -> float:
+    """Share of `samples` evenly spread frames in which MTCNN finds a face with landmarks (a cheap check before
+    tracking a whole video)."""
+    from vidlens.io import iter_frames
+    from vidlens.io.probe import probe
+
+    path = os.fspath(path)
+    if detector is None:
+        from vidlens.tasks.faces import make_face_detector
+
+        detector = make_face_detector("mtcnn", min_face_size=40.0, max_width=480)
+    info = probe(path)
+    fps = samples / max(info.duration_s, 1e-3)
+    hits = seen = 0
+    for frame in iter_frames(path, fps=fps, threads=1):
+        seen += 1
+        hits += any(f.landmarks is not None for f in detector.detect(frame.image))
+        if seen >= samples:
+            break
+    return hits / max(seen, 1)
+
+
 def mouth_crops(path: str | os.PathLike[str], *, every: int = 3, size: tuple[int, int] = MOUTH_SIZE,
                 progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`(crops (T,H,W) uint8, times (T,) float64 s, found (T,) bool)` of the main face (for the learned method)."""

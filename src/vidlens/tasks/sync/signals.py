@@ -143,7 +143,7 @@ def audio_onsets(track: AudioTrack, n: int, n_mels: int = 40) -> np.ndarray:
     flux = np.maximum(flux - median_filter(flux, size=int(0.5 * RATE) | 1, mode="nearest"), 0.0)
     flux[:EDGE] = 0.0  # the track's own start and end are not events
     flux[-EDGE:] = 0.0
-    return _on_grid(compress(flux).astype(np.float32), track.start_s, n)
+    return _on_grid(flux.astype(np.float32), track.start_s, n)
 
 
 def video_motion(path: str | os.PathLike[str], width: int = 160) -> VideoMotion:
@@ -212,7 +212,7 @@ def motion_onsets(times: np.ndarray, energy: np.ndarray, n: int) -> np.ndarray:
     fps = (len(times) - 1) / max(float(times[-1] - times[0]), 1e-6)
     rise = np.maximum(rise - median_filter(rise, size=max(3, int(0.5 * fps)) | 1, mode="nearest"), 0.0)
     rise[:2] = 0.0  # the first frames (fade-in, decoder start) are not events
-    return frames_to_grid(times, compress(rise), n)
+    return frames_to_grid(times, rise, n)
 
 
 def compress(x: np.ndarray) -> np.ndarray:
