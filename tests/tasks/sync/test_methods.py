@@ -149,7 +149,7 @@ def test_speech_on_a_real_talking_face(clips):
 
 
 def test_bad_inputs_give_clear_errors(clips):
-    no_audio = REAL / "expressions" / "W011_front_happy_level1_001.mp4"
+    no_audio = REAL / "expressions" / "W011_front_angry_level3_001.mp4"
     target = no_audio if no_audio.exists() else OPENCV / "vtest.avi"
     with pytest.raises(VideoDecodeError, match="no audio stream"):
         estimate_sync(target)
