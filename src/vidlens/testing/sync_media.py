@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cut_clip", "shift_audio", "drift_ms_per_min", "decode_audio_cli", "audio_lag_ms", "video_packets"]
+__all__ = ["cut_clip", "shift_audio", "drift_ms_per_min", "decode_audio_cli", "audio_lag_ms", "video_packets",
+           "make_flash_beep_clip"]
 
 
 def _ffmpeg(args: list[str]) -> None:
@@ -35,6 +36,29 @@ def cut_clip(src: str | os.PathLike[str], out: str | os.PathLike[str], start_s: 
     _ffmpeg(args + ["-map", "0:v:0", "-map", "0:a:0", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
                     "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", os.fspath(out)])
     return Path(out)
+
+
+def make_flash_beep_clip(out: str | os.PathLike[str], seconds: float = 8.0, seed: int = 0) -> list[float]:
+    """Real pedestrian footage (OpenCV's vtest.avi, 384x288, 25 fps) with a white box flashed for 2 frames at
+    irregular frame times and a 60 ms 880 Hz beep at the same instants mixed over Big Buck Bunny's soundtrack
+    (`shared/realdata/scenes/big_buck_bunny_0_30.webm`): picture and sound in sync by construction, with events a
+    sync method can see and hear. Returns the event times (s). H.264 + AAC in `out`."""
+    from vidlens.testing.real import opencv_sample, realdata
+
+    rng = np.random.default_rng(seed)
+    times, t = [], 0.52
+    while t < seconds - 0.6:
+        times.append(t)
+        t = round((t + rng.uniform(0.45, 1.3)) / 0.04) * 0.04
+    vis = "+".join(f"between(t,{x - 0.001:.3f},{x + 0.075:.3f})" for x in times)
+    aud = "+".join(f"between(t,{x:.3f},{x + 0.06:.3f})" for x in times)
+    graph = (f"[0:v]scale=384:288,fps=25,drawbox=x=100:y=60:w=180:h=160:color=white:t=fill:enable='{vis}'[v];"
+             f"aevalsrc='0.6*sin(2*PI*880*t)*({aud})':s=44100:d={seconds}[b];[1:a]volume=0.3[m];"
+             "[b][m]amix=inputs=2:duration=first:normalize=0[a]")
+    _ffmpeg(["-i", os.fspath(opencv_sample("vtest.avi")), "-i", os.fspath(realdata("scenes/big_buck_bunny_0_30.webm")),
+             "-filter_complex", graph, "-map", "[v]", "-map", "[a]", "-t", str(seconds), "-c:v", "libx264", "-preset",
+             "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "44100", os.fspath(out)])
+    return times
 
 
 def drift_ms_per_min(speed: float) -> float:
