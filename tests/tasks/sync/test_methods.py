@@ -113,6 +113,8 @@ def test_drift_sign_and_size(clips):
     assert len(r.windows) >= 6
     assert r.drift_ms_per_min is not None, [(w.start_s, w.offset_ms) for w in r.windows]
     assert 0.75 * truth <= r.drift_ms_per_min <= 1.25 * truth
+    middle = r.duration_s / 2.0  # with drift, offset_ms is the fitted offset at the video's middle
+    assert r.offset_ms is not None and abs(r.offset_ms - truth * middle / 60.0) <= 2 * FRAME_MS
     told = [w for w in r.windows if w.offset_ms is not None]
     assert told[-1].offset_ms > told[0].offset_ms + 60
 

@@ -142,19 +142,30 @@ def make_result(video: str, method: str, *, offset_ms: float | None, confidence:
                 duration_s: float, lags_ms: np.ndarray, correlation: np.ndarray,
                 windows: list[WindowOffset] | None = None, notes: list[str] | None = None) -> SyncResult:
     """A SyncResult with its verdict and drift filled in. `offset_ms` is dropped (None) when `confidence` is below
-    CONFIDENT, so a "cannot tell" never carries a number; the correlation curve is kept for inspection."""
-    from vidlens.tasks.sync.correlate import fit_drift
+    CONFIDENT, so a "cannot tell" never carries a number; the correlation curve is kept for inspection. When the
+    windows show a significant drift, `offset_ms` becomes the fitted offset at the video's middle (what
+    `fix_sync`'s default reference expects) with the windows' mean confidence."""
+    from vidlens.tasks.sync.correlate import drift_line
 
     confidence = float(np.clip(confidence, 0.0, 1.0))
+    windows = list(windows or [])
+    notes = list(notes or [])
+    line = drift_line(windows) if windows else None
+    drift = None if line is None else line[0]
+    if line is not None:  # the whole-video peak is smeared by drift: report the fitted offset at the middle
+        mid = duration_s / 2.0
+        offset_ms = round(line[1] + line[0] * mid / 60.0, 1)
+        drifting = f"the offset drifts by {line[0]:+.0f} ms per minute (fitted through the windows' offsets)"
+        reason = f"{reason}; {drifting}" if confidence >= CONFIDENT else drifting
+        confidence = max(confidence, line[2])
+        notes.append(f"drift: offset_ms is the fitted offset at the video's middle ({mid:.2f} s)")
     if offset_ms is not None and (confidence < CONFIDENT or not np.isfinite(offset_ms)):
         offset_ms = None
-    windows = list(windows or [])
-    drift = fit_drift(windows) if windows else None
     return SyncResult(video=video, method=method, offset_ms=None if offset_ms is None else float(offset_ms),
                       confidence=confidence, verdict=verdict_for(offset_ms, confidence), reason=reason, fps=float(fps),
                       duration_s=float(duration_s), lags_ms=np.asarray(lags_ms, np.float32),
                       correlation=np.asarray(correlation, np.float32), windows=windows, drift_ms_per_min=drift,
-                      notes=list(notes or []))
+                      notes=notes)
 
 
 def check_video(video: str | os.PathLike[str], max_offset_ms: float) -> tuple[str, Any]:

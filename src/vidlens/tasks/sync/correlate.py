@@ -150,19 +150,25 @@ def fit_drift(windows, min_windows: int = 4, min_change_ms: float = 30.0) -> flo
     """Robust slope (Theil-Sen) of the confident window offsets against window centre, in ms per minute;
     None unless it is significant: at least `min_windows` offsets, the 95% interval of the slope excludes 0, and
     the offset changes by at least `min_change_ms` across the windows."""
+    line = drift_line(windows, min_windows, min_change_ms)
+    return None if line is None else line[0]
+
+
+def drift_line(windows, min_windows: int = 4, min_change_ms: float = 30.0) -> tuple[float, float, float] | None:
+    """`(slope ms/min, offset ms at t = 0 s, mean confidence of the windows used)` of a significant drift (see
+    `fit_drift`), else None."""
     from scipy.stats import theilslopes
 
     from vidlens.tasks.sync.base import CONFIDENT
 
-    pts = [((w.start_s + w.end_s) / 2.0, w.offset_ms) for w in windows
-           if w.offset_ms is not None and w.confidence >= CONFIDENT]
-    if len(pts) < min_windows:
+    used = [w for w in windows if w.offset_ms is not None and w.confidence >= CONFIDENT]
+    if len(used) < min_windows:
         return None
-    t = np.array([p[0] for p in pts]) / 60.0
-    y = np.array([p[1] for p in pts])
+    t = np.array([(w.start_s + w.end_s) / 2.0 for w in used]) / 60.0
+    y = np.array([w.offset_ms for w in used], np.float64)
     if np.ptp(t) <= 0:
         return None
-    slope, _, low, high = theilslopes(y, t, 0.95)
+    slope, intercept, low, high = theilslopes(y, t, 0.95)
     if low <= 0 <= high or abs(slope) * np.ptp(t) < min_change_ms:
         return None
-    return float(slope)
+    return float(slope), float(intercept), float(np.mean([w.confidence for w in used]))

@@ -34,7 +34,8 @@ class MouthTrack:
     times: np.ndarray  # (T,) float64 seconds, file clock, one per decoded frame
     found: np.ndarray  # (T,) bool: a face (detected or interpolated) is there
     crops: np.ndarray | None  # (T,H,W) uint8 grey lower-face crops (zeros where not found); None unless kept
-    motion: np.ndarray  # (T,) float32 mouth motion (mean |crop diff| in the mouth area, head motion regressed out); NaN where no face
+    motion: np.ndarray  # (T,) float32 mouth motion: mean |crop diff| in the mouth area, head motion regressed out;
+    #                     NaN where no face
     landmarks: np.ndarray  # (T,5,2) float32 image pixels, NaN where no face
     fps: float
     detections: int  # frames MTCNN ran on

@@ -215,15 +215,6 @@ def motion_onsets(times: np.ndarray, energy: np.ndarray, n: int) -> np.ndarray:
     return frames_to_grid(times, rise, n)
 
 
-def compress(x: np.ndarray) -> np.ndarray:
-    """log1p(x / typical positive value): one huge event (a cut, a bang) must not outweigh all the others."""
-    x = np.asarray(x, np.float64)
-    pos = x[np.isfinite(x) & (x > 0)]
-    if pos.size < 3:
-        return x
-    return np.log1p(x / (np.percentile(pos, 75) + 1e-9))
-
-
 def normalise(x: np.ndarray) -> np.ndarray:
     """Zero-mean unit-std over finite samples (NaN kept)."""
     x = np.asarray(x, np.float64)
