@@ -146,22 +146,29 @@ def learned_offset(learned: LearnedSync, features: SyncFeatures, *, max_offset_m
     lags = np.arange(-reach, reach + hop / 2, hop, dtype=np.float64)
     steps = np.round(lags / hop).astype(np.int64)
     centres = features.centres(model.config)
+    # Centred embeddings: distance = 1 - (v - mean v).(a - mean a), i.e. the cosine with each picture window's and
+    # each sound window's average match removed (otherwise loud passages or a few "hub" windows tilt the curve).
     v = embed_all_video(model, features, centres)
     a = embed_all_audio(model, features.mel)
+    v = v - v.mean(dim=0, keepdim=True) if len(v) else v
+    a = a - a.mean(dim=0, keepdim=True) if len(a) else a
     starts = audio_starts(features.times[centres], model.config)
     dist = _distances(v, a, starts, steps)
-    # Use windows that see sound at most lags, so edges do not tilt the curve.
-    seen = np.isfinite(dist).mean(axis=1) >= 0.5 if len(centres) else np.zeros(0, bool)
+    # Windows that see sound at every lag (at least half of them when too few do), so edges do not tilt the curve.
+    coverage = np.isfinite(dist).mean(axis=1) if len(centres) else np.zeros(0)
+    seen = coverage >= 1.0 if (coverage >= 1.0).sum() >= 30 else coverage >= 0.5
     dist, centres, starts, v = dist[seen], centres[seen], starts[seen], v[torch.from_numpy(seen)]
     times = features.times[centres] + features.origin_s  # file clock, like the other methods' windows
     spans = window_spans(features.duration_s, window_s) if window_s > 0 else []
     selections = [(times >= s0) & (times < s1) for s0, s1 in spans]
-    # Null dips: the whole video's and each window's, under wrong pairings.
+    # Null dips: the whole video's and each window's, under wrong pairings (same windows, same gaps).
     gap = int(round((reach + NULL_GAP_S * 1000.0) / hop))
     shifts = np.linspace(gap, len(a) - gap, NULL_PAIRINGS).round().astype(np.int64) if len(a) - gap > gap else []
+    missing = ~np.isfinite(dist)
     null_whole, null_windows = 0.0, np.zeros(len(spans))
     for shift in shifts:
         wrong = _distances(v, a, starts, steps, shift=int(shift))
+        wrong[missing] = np.nan
         null_whole = max(null_whole, offset_from_curve(lags, _curve(wrong))[1])
         for k, sel in enumerate(selections):
             if sel.sum() >= 3:
