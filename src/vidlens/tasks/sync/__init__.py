@@ -30,3 +30,10 @@ __all__ = [
     "register_sync_method",
     "verdict_for",
 ]
+
+# Fixing a file and writing the report (helper C): `fix_sync(video, out, offset_ms, drift_ms_per_min=None)`,
+# `write_sync(result, out_dir)`.
+from vidlens.tasks.sync.fix import fix_sync  # noqa: E402
+from vidlens.tasks.sync.outputs import write_sync  # noqa: E402
+
+__all__ += ["fix_sync", "write_sync"]
