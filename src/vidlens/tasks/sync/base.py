@@ -207,6 +207,7 @@ def estimate_sync(video: str | os.PathLike[str], method: str = "auto", *, max_of
     path, _info = check_video(video, max_offset_ms)
     options = SyncOptions(max_offset_ms=float(max_offset_ms), window_s=float(window_s),
                           checkpoint=None if checkpoint is None else os.fspath(checkpoint), progress=progress)
+    options.cache["info"] = _info  # vidlens.io.probe.VideoInfo of the file
     if method != "auto":
         return SYNC_METHOD_FNS[method](path, options)
     return _auto(path, options)
