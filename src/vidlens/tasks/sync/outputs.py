@@ -17,6 +17,7 @@ import csv
 import json
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,8 @@ def _write_png(result: Any, path: Path) -> None:
     top.set_xlabel("offset (ms): > 0 = audio late")
     top.set_ylabel("score")
     top.legend(loc="upper right", fontsize=8)
-    top.set_title(f"{Path(str(result.video)).name}: {result.verdict} ({result.method}) - {result.reason}", fontsize=9)
+    title = f"{Path(str(result.video)).name}: {result.verdict} ({result.method}) - {result.reason}"
+    top.set_title(textwrap.fill(title, 130), fontsize=9)
 
     sure_t, sure_o, weak_t, weak_o = [], [], [], []
     for w in result.windows:
