@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from vidlens.errors import CheckpointError, ConfigError, DatasetError, VideoDecodeError
-from vidlens.tasks.sync.base import CONFIDENT, Progress, SyncOptions, SyncResult, WindowOffset, make_result, register_sync_method
+from vidlens.tasks.sync.base import (CONFIDENT, Progress, SyncOptions, SyncResult, WindowOffset, make_result,
+                                     register_sync_method)
 from vidlens.tasks.sync.learned_net import (SyncFeatures, SyncNet, SyncNetConfig, audio_starts, embed_all_audio,
                                             embed_all_video, standardise_mel)
 from vidlens.tasks.sync.learned_train import CHECKPOINT_FORMAT, MODEL_NAME
@@ -65,13 +66,22 @@ def load_learned(path: str | os.PathLike[str]) -> LearnedSync:
 
 
 def distance_matrix(model: SyncNet, features: SyncFeatures, centres: np.ndarray, lags_ms: np.ndarray) -> np.ndarray:
-    """Distances `float32 (N, L)`: picture window at `centres[n]` vs sound window `lags_ms[l]` later (NaN: no sound there).
-
-    `lags_ms` must be multiples of the log-mel hop (10 ms)."""
+    """Distances `float32 (N, L)`: picture window at `centres[n]` vs sound window `lags_ms[l]` later (NaN: no sound
+    there), from centred embeddings as `learned_offset` uses them. `lags_ms`: multiples of the log-mel hop (10 ms)."""
     steps = np.round(np.asarray(lags_ms, np.float64) / model.config.hop_ms).astype(np.int64)
+    v, a = _centred_embeddings(model, features, centres)
+    return _distances(v, a, audio_starts(features.times[centres], model.config), steps)
+
+
+def _centred_embeddings(model: SyncNet, features: SyncFeatures, centres: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Picture `(N, D)` and sound `(F, D)` embeddings minus their means over the video: distance = 1 - (v - mean v).
+    (a - mean a), the cosine with each window's average match removed (else loud passages or a few "hub" windows
+    tilt the curve)."""
     v = embed_all_video(model, features, centres)
     a = embed_all_audio(model, features.mel)
-    return _distances(v, a, audio_starts(features.times[centres], model.config), steps)
+    v = v - v.mean(dim=0, keepdim=True) if len(v) else v
+    a = a - a.mean(dim=0, keepdim=True) if len(a) else a
+    return v, a
 
 
 def _distances(v: torch.Tensor, a: torch.Tensor, starts: np.ndarray, steps: np.ndarray, shift: int | None = None,
@@ -121,7 +131,7 @@ class LearnedEstimate:
 
 NULL_PAIRINGS = 16   # wrong pairings (sound moved by seconds, wrapping) per video
 NULL_MARGIN = 1.5    # trusted: a dip this much deeper than the deepest wrong pairing's
-NULL_GAP_S = 0.5     # wrong pairings are at least max_offset + this far from any candidate offset
+NULL_GAP_S = 0.3     # wrong pairings stay at least this far beyond the candidate offsets (whatever the true one)
 
 
 def _curve(dist: np.ndarray) -> np.ndarray:
@@ -134,7 +144,8 @@ def learned_offset(learned: LearnedSync, features: SyncFeatures, *, max_offset_m
     """Offset search over `-max_offset_ms..+max_offset_ms` (10 ms steps) for one decoded video.
 
     Confidence: the dip of the curve (median - min, SyncNet's confidence) against the dips of `NULL_PAIRINGS`
-    deliberately wrong pairings (the sound moved by whole seconds, wrapping around, beyond any candidate offset):
+    deliberately wrong pairings (the sound moved by seconds, wrapping around, so that no candidate offset can be right
+    whatever the true one is: needs a clip longer than 4 x max_offset_ms + 0.6 s):
     `confidence = raw / (2 * NULL_MARGIN * max(null dips))`, so >= 0.5 means deeper than every wrong pairing's by
     NULL_MARGIN. Clips too short for wrong pairings fall back on the training-time calibration
     (`calibration_raw`). The same holds per window, with the window's own null dips."""
@@ -146,12 +157,7 @@ def learned_offset(learned: LearnedSync, features: SyncFeatures, *, max_offset_m
     lags = np.arange(-reach, reach + hop / 2, hop, dtype=np.float64)
     steps = np.round(lags / hop).astype(np.int64)
     centres = features.centres(model.config)
-    # Centred embeddings: distance = 1 - (v - mean v).(a - mean a), i.e. the cosine with each picture window's and
-    # each sound window's average match removed (otherwise loud passages or a few "hub" windows tilt the curve).
-    v = embed_all_video(model, features, centres)
-    a = embed_all_audio(model, features.mel)
-    v = v - v.mean(dim=0, keepdim=True) if len(v) else v
-    a = a - a.mean(dim=0, keepdim=True) if len(a) else a
+    v, a = _centred_embeddings(model, features, centres)
     starts = audio_starts(features.times[centres], model.config)
     dist = _distances(v, a, starts, steps)
     # Windows that see sound at every lag (at least half of them when too few do), so edges do not tilt the curve.
@@ -162,7 +168,8 @@ def learned_offset(learned: LearnedSync, features: SyncFeatures, *, max_offset_m
     spans = window_spans(features.duration_s, window_s) if window_s > 0 else []
     selections = [(times >= s0) & (times < s1) for s0, s1 in spans]
     # Null dips: the whole video's and each window's, under wrong pairings (same windows, same gaps).
-    gap = int(round((reach + NULL_GAP_S * 1000.0) / hop))
+    # shift + lag must stay out of -reach..+reach (mod the track) for every lag: shift in (2 reach, len - 2 reach).
+    gap = int(round((2.0 * reach + NULL_GAP_S * 1000.0) / hop))
     shifts = np.linspace(gap, len(a) - gap, NULL_PAIRINGS).round().astype(np.int64) if len(a) - gap > gap else []
     missing = ~np.isfinite(dist)
     null_whole, null_windows = 0.0, np.zeros(len(spans))
