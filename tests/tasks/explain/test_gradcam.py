@@ -74,6 +74,9 @@ def _pointing(model, xt, yt, pt, method="gradcam") -> float:
     return float(np.mean(hits))
 
 
+# Measured on these 16 test clips x 8 frames (docs/explain.md, "Sanity checks"): 0.945 with this training seed (0), but
+# 0.707, 0.730 and 0.375 with training seeds 1, 2, 3 (all at test accuracy >= 0.94; an untrained C3D: 0.02-0.25):
+# C3D + Grad-CAM meets the 90 % bar for seed 0, not for C3D training in general.
 def test_gradcam_points_at_the_moving_object(c3d):
     model, xt, yt, pt = c3d
     assert _pointing(model, xt, yt, pt) >= 0.9

@@ -19,6 +19,13 @@ et al.'s original choice. Heat is min-max normalised over the whole clip, so
 frames with little evidence stay dark. `layer="<module name>"` overrides the automatic choice (full dotted
 name in the model, e.g. "stages.3.4" or "encoder.net.features.12"). Gradients come from
 `torch.autograd.grad` on a copy of the input that requires grad: parameters' `.grad` are never touched.
+
+Known limits, said in the notes of each explanation where they apply (figures: docs/explain.md, "Sanity checks"):
+a map with fewer than 4 cells on a side cannot place its peak finer than a cell (an ideal 3x3 map puts it on the
+synthetic moving object in only 70 % of frames); and a frame encoder that keeps a grid of positions for the temporal
+head (small_cnn `spatial_grid` > 1) makes a channel evidence *for* the target at one place or time and *against* it
+at another, so Grad-CAM's averaged channel weights cancel: on the synthetic direction classes its peak then lands
+on the moving object no more often than an untrained model's.
 """
 
 from __future__ import annotations
@@ -260,6 +267,32 @@ def _frame_temporal(model: nn.Module, clip: Tensor, target: int, plus: bool, lay
     return cams, temporal, notes
 
 
+def _position_grid(encoder: nn.Module) -> int:
+    """The grid the frame encoder pools to for the head (small_cnn's `spatial_grid`); 1 = global pooling."""
+    cells = [1]
+    for m in encoder.modules():
+        if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+            size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,)
+            cells += [v for v in size if v is not None]
+    return max(cells)
+
+
+def _limit_notes(model: nn.Module, family: str, grid: tuple[int, ...], size: tuple[int, int]) -> list[str]:
+    """Notes on what this map cannot show: too coarse a grid, cancelling channel weights of position-reading heads."""
+    notes = []
+    h1, w1 = grid[-2:]
+    if min(h1, w1) < 4:
+        notes.append(f"coarse map ({h1}x{w1}): the peak is placed to a cell of ~{size[0] / h1:.0f}x{size[1] / w1:.0f} px "
+                     "at best; a larger input or `layer=` gives a finer map")
+    if family == "frame+temporal":
+        g = _position_grid(model.encoder)
+        if g > 1:
+            notes.append(f"the encoder keeps a {g}x{g} grid of positions for the temporal head: a channel can be evidence "
+                         "for the target at one place or time and against it at another, and the averaged channel weights "
+                         "cancel; the peak may miss what the decision rests on (compare method 'occlusion')")
+    return notes
+
+
 # ---------------------------------------------------------------- the explainers
 
 
@@ -287,11 +320,14 @@ def grad_cam(model: nn.Module, clip: Tensor, target: int, *, plus: bool = False,
     if family == "frame+temporal":
         cams, temporal, notes = _frame_temporal(model, clip, target, plus, layer, score, per_frame)
         heat = F.interpolate(cams[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+        grid = tuple(cams.shape[1:])
     else:
         cam, notes = _video3d(model, clip, target, plus, layer, score)
         heat = F.interpolate(cam[None, None], size=(t, h, w), mode="trilinear", align_corners=False)[0, 0]
         temporal = normalise_temporal(heat.clamp_min(0).sum(dim=(1, 2)))
         notes.append("temporal: heat mass per frame")
+        grid = tuple(cam.shape)
+    notes += _limit_notes(model, family, grid, (h, w))
     notes.append(f"explained score: the target's {'logit' if score == 'logit' else 'log-odds against the other classes'}")
     heat = normalise_heat(heat.clamp_min(0))
     if not heat.any():
