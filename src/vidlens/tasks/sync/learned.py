@@ -132,6 +132,8 @@ class LearnedEstimate:
 NULL_PAIRINGS = 16   # wrong pairings (sound moved by seconds, wrapping) per video
 NULL_MARGIN = 1.5    # trusted: a dip this much deeper than the deepest wrong pairing's
 NULL_GAP_S = 0.3     # wrong pairings stay at least this far beyond the candidate offsets (whatever the true one)
+NULL_SPACING = 20    # log-mel frames (200 ms) between two wrong pairings
+NULL_MIN = 4         # fewer distinct wrong pairings than this: fall back on the training-time calibration
 
 
 def _curve(dist: np.ndarray) -> np.ndarray:
@@ -145,7 +147,7 @@ def learned_offset(learned: LearnedSync, features: SyncFeatures, *, max_offset_m
 
     Confidence: the dip of the curve (median - min, SyncNet's confidence) against the dips of `NULL_PAIRINGS`
     deliberately wrong pairings (the sound moved by seconds, wrapping around, so that no candidate offset can be right
-    whatever the true one is: needs a clip longer than 4 x max_offset_ms + 0.6 s):
+    whatever the true one is; at least NULL_MIN of them, 200 ms apart: a clip longer than 4 x max_offset_ms + 1.2 s):
     `confidence = raw / (2 * NULL_MARGIN * max(null dips))`, so >= 0.5 means deeper than every wrong pairing's by
     NULL_MARGIN. Clips too short for wrong pairings fall back on the training-time calibration
     (`calibration_raw`). The same holds per window, with the window's own null dips."""
@@ -170,7 +172,8 @@ def learned_offset(learned: LearnedSync, features: SyncFeatures, *, max_offset_m
     # Null dips: the whole video's and each window's, under wrong pairings (same windows, same gaps).
     # shift + lag must stay out of -reach..+reach (mod the track) for every lag: shift in (2 reach, len - 2 reach).
     gap = int(round((2.0 * reach + NULL_GAP_S * 1000.0) / hop))
-    shifts = np.linspace(gap, len(a) - gap, NULL_PAIRINGS).round().astype(np.int64) if len(a) - gap > gap else []
+    count = min(NULL_PAIRINGS, (len(a) - 2 * gap) // NULL_SPACING + 1) if len(a) > 2 * gap else 0
+    shifts = np.linspace(gap, len(a) - gap, count).round().astype(np.int64) if count >= NULL_MIN else []
     missing = ~np.isfinite(dist)
     null_whole, null_windows = 0.0, np.zeros(len(spans))
     for shift in shifts:
@@ -267,6 +270,7 @@ def load_features(video: str | os.PathLike[str], config: SyncNetConfig, cache: d
 # ---------------------------------------------------------------- training ----
 
 MIN_TRAIN_WINDOWS = 30  # per video: about a second of visible mouth with sound
+MIN_FACE_SHARE = 0.3    # per video: a mouth tracked in at least this share of the frames
 
 
 def train_sync(videos: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *, epochs: int = 60,
@@ -296,9 +300,10 @@ def train_sync(videos: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
         stage = f"sync train: decode {k + 1}/{len(videos)}"
         feats = load_features(path, net, progress=None if progress is None else (lambda f, s=stage: progress(s, f)))
         usable = len(feats.centres(net))
-        if feats.valid.mean() < 0.3 if len(feats.valid) else True:
-            raise DatasetError(path, f"no face in enough frames to learn from (a mouth was tracked in "
-                                     f"{feats.valid.mean() if len(feats.valid) else 0:.0%} of the frames, needs 30%)")
+        share = float(feats.valid.mean()) if len(feats.valid) else 0.0
+        if share < MIN_FACE_SHARE:
+            raise DatasetError(path, f"no face in enough frames to learn from (a mouth was tracked in {share:.0%} of "
+                                     f"the frames, needs {MIN_FACE_SHARE:.0%})")
         if usable < MIN_TRAIN_WINDOWS:
             raise DatasetError(path, f"too short to learn from: {usable} usable windows (5 consecutive frames with a "
                                      f"tracked mouth), needs {MIN_TRAIN_WINDOWS}")
@@ -341,9 +346,12 @@ def learned(video: str, options: SyncOptions) -> SyncResult:
         reason = "no usable picture windows with sound around them"
     elif est.confidence >= CONFIDENT:
         reason = "the network's picture and sound embeddings match best at this offset"
-    else:
+    elif est.null_raw > 0:
         reason = (f"the network's best match is no clearer than when the sound is paired with the wrong moments "
                   f"(dip {est.raw_confidence:.3f} vs {est.null_raw:.3f}); train it on more footage of these people")
+    else:
+        reason = (f"the network's best match is not clear enough (dip {est.raw_confidence:.3f}, trusted from "
+                  f"{model.calibration_raw:.3f} learned at training; the clip is too short to compare with wrong pairings)")
     windows = [WindowOffset(s, e, o, c) for s, e, o, c in est.windows]
     return make_result(video, "learned", offset_ms=est.offset_ms if est.usable_windows >= 10 else None,
                        confidence=est.confidence if est.usable_windows >= 10 else 0.0, reason=reason, fps=feats.fps,
