@@ -10,13 +10,14 @@ Check blocks: time is cut into `block_s` blocks and every third block (the secon
 each video is the check set; with `holdout` (default) it is kept out of training (frames within
 `guard_s` of a training block are dropped too). On those windows we measure, before and after
 training, the *ranking accuracy* (share of (window, shift) pairs where the aligned sound is closer
-than the shifted one: 0.5 = chance) and the offset found on 1.5 s stretches, which also calibrates
-the confidence: `calibration_raw` is the smallest raw confidence (median - min of the distance
-curve) above which the stretches' offsets were right (within one frame) at least 80% of the time;
-`confidence = raw / (2 * calibration_raw)`, so 0.5 means "as sure as the check stretches that were
-right". With none right, it is set above anything seen (nothing similar gets trusted). With
-`holdout=False` everything is trained on and the check (and so the calibration) is on memorised
-windows: optimistic, say so (`metrics["check_windows_trained"]`).
+than the shifted one: 0.5 = chance) and the offset found on 1.5 s stretches, which gives a
+fallback calibration for clips too short for `learned_offset`'s wrong pairings: `calibration_raw` is
+the smallest raw confidence (median - min of the distance curve) above which the stretches' offsets
+were right (within one frame) at least 80% of the time; `confidence = raw / (2 * calibration_raw)`,
+so 0.5 means "as sure as the check stretches that were right". With none right, it is set above
+anything seen (nothing similar gets trusted). With `holdout=False` everything is trained on and the
+check is on memorised windows: its ranking accuracy says nothing about new footage (the deep
+memorised dips make the fallback calibration strict, not lax); `metrics["check_windows_trained"]`.
 
 The checkpoint is one file written atomically (temp + rename), plain types beside the state dict,
 read back with `torch.load(weights_only=True)`: `{"format": 1, "model": "syncnet-tiny", "model_args":
