@@ -17,7 +17,7 @@ import pytest
 
 from vidlens.errors import ConfigError, VideoDecodeError
 from vidlens.tasks.sync import CONFIDENT, estimate_sync
-from vidlens.testing.sync_media import cut_clip, drift_ms_per_min, shift_audio
+from vidlens.testing.sync_media import cut_clip, drift_ms_per_min, make_flash_beep_clip, shift_audio
 
 REAL = Path(__file__).resolve().parents[4] / "shared" / "realdata"
 REAL = REAL if REAL.exists() else Path("/work/shared/realdata")
@@ -35,33 +35,14 @@ def _ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, capture_output=True)
 
 
-def make_events_clip(out: Path, seconds: float, seed: int) -> list[float]:
-    """vtest.avi at 25 fps with a white box flashed for 2 frames at irregular frame times, and a 60 ms beep at the
-    same instants mixed over Big Buck Bunny's music: picture and sound in sync by construction."""
-    rng = np.random.default_rng(seed)
-    times, t = [], 0.52
-    while t < seconds - 0.6:
-        times.append(t)
-        t = round((t + rng.uniform(0.45, 1.3)) / 0.04) * 0.04
-    vis = "+".join(f"between(t,{x - 0.001:.3f},{x + 0.075:.3f})" for x in times)
-    aud = "+".join(f"between(t,{x:.3f},{x + 0.06:.3f})" for x in times)
-    graph = (f"[0:v]scale=384:288,fps=25,drawbox=x=100:y=60:w=180:h=160:color=white:t=fill:enable='{vis}'[v];"
-             f"aevalsrc='0.6*sin(2*PI*880*t)*({aud})':s=44100:d={seconds}[b];[1:a]volume=0.3[m];"
-             "[b][m]amix=inputs=2:duration=first:normalize=0[a]")
-    _ffmpeg("-i", str(VTEST), "-i", str(BBB_WEBM), "-filter_complex", graph, "-map", "[v]", "-map", "[a]",
-            "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
-            "-ar", "44100", str(out))
-    return times
-
-
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("sync_methods")
     out: dict[str, Path] = {}
-    make_events_clip(d / "events.mp4", 8.0, seed=0)
+    make_flash_beep_clip(d / "events.mp4", 8.0, seed=0)
     for off in (-400, 240):
         out[f"events{off:+d}"] = shift_audio(d / "events.mp4", d / f"events{off:+d}.mp4", off)
-    make_events_clip(d / "events20.mp4", 16.0, seed=1)
+    make_flash_beep_clip(d / "events20.mp4", 16.0, seed=1)
     out["drift"] = shift_audio(d / "events20.mp4", d / "drift.mp4", 0, speed=0.99)
     cut_clip(BBB_WEBM, d / "bbb.mp4", 11.0, 6.0, height=240)
     out["bbb+200"] = shift_audio(d / "bbb.mp4", d / "bbb+200.mp4", 200)
