@@ -14,7 +14,7 @@ of 30 s of Big Buck Bunny, 10 s of the talking face and 20 s of the flash/beep c
 what the methods do when picture and sound do have shared events.
 
 Per method (`speech`, `events`, `learned` when `train_sync` is available: trained self-supervised on the unshifted
-bases only, `baseline`: audio RMS envelope vs whole-frame difference energy): share of all cases within one frame
+talking-face bases, `baseline`: audio RMS envelope vs whole-frame difference energy): share of all cases within one frame
 of the truth (`|error| <= 1000 / fps`; a "cannot tell" counts as a miss), mean absolute error of the answered
 cases, share of "cannot tell", and seconds of analysis per minute of video (one torch thread; decoding included).
 
