@@ -30,6 +30,19 @@ def one_thread():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread_for_the_session():
+    """Module-scoped fixtures (models trained once per file) run before the function-scoped `one_thread`: without
+    this they trained on every core, and on 2 busy cores a GRU fixture ran past the 300 s timeout instead of ~45 s.
+    Tests that need more threads set them and put them back."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _private_index_cache(tmp_path_factory: pytest.TempPathFactory):
     """Decode-order frame indexes are saved on disk (vidlens.io.index): keep the tests' in a temp folder."""
     import os
