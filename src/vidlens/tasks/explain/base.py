@@ -12,9 +12,7 @@ Layouts: `clip` is a VideoModel input `(1,T,C,H,W)` float, normalised as the mod
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -24,6 +22,7 @@ import torch
 from torch import nn
 
 from vidlens.errors import ConfigError
+from vidlens.tasks.plugins import import_builtins
 
 
 @dataclass
@@ -73,14 +72,7 @@ def load_builtin_explainers() -> None:
     global _loaded
     if _loaded:
         return
-    for module in BUILTIN_MODULES:
-        if importlib.util.find_spec(module) is not None:
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError as exc:  # e.g. captum not installed: the other methods still work
-                if exc.name and exc.name.startswith("vidlens"):
-                    raise
-                _FAILED[module] = f"{module} needs {exc.name}"
+    import_builtins(BUILTIN_MODULES, _FAILED)
     _loaded = True
 
 

@@ -16,8 +16,6 @@ Too-short clips: a clip shorter than MIN_DURATION_S, or shorter than 3 x max_off
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -25,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from vidlens.errors import ConfigError, VideoDecodeError
+from vidlens.tasks.plugins import import_builtins
 
 SYNC_METHODS = ("speech", "events", "learned", "baseline")  # plus "auto" accepted by estimate_sync
 CONFIDENT = 0.5
@@ -118,14 +117,7 @@ def load_builtin_methods() -> None:
     global _loaded
     if _loaded:
         return
-    for module in BUILTIN_MODULES:
-        if importlib.util.find_spec(module) is not None:
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError as exc:
-                if exc.name and exc.name.startswith("vidlens"):
-                    raise
-                _FAILED[module] = f"{module} needs {exc.name}"
+    import_builtins(BUILTIN_MODULES, _FAILED)
     _loaded = True
 
 
