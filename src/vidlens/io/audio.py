@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import av
 import numpy as np
@@ -11,6 +13,34 @@ import numpy as np
 from vidlens.errors import VideoDecodeError
 from vidlens.io._open import MAX_CONSECUTIVE_ERRORS, av_reason, open_input
 from vidlens.io.reader import PartialDecodeWarning
+
+
+@dataclass
+class DamagedPackets:
+    """How many audio packets `audio_frames` skipped (undecodable packets, a demuxer that failed)."""
+
+    count: int = 0
+
+
+def audio_frames(container: av.container.InputContainer, stream: av.audio.stream.AudioStream,
+                 damaged: DamagedPackets) -> Iterator[av.AudioFrame]:
+    """Decoded frames of one audio stream in file order. Damaged packets are skipped and counted in `damaged`;
+    decoding stops after MAX_CONSECUTIVE_ERRORS damaged packets in a row or when demuxing itself fails."""
+    consecutive = 0
+    try:
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                damaged.count += 1
+                consecutive += 1
+                if consecutive > MAX_CONSECUTIVE_ERRORS:
+                    return
+                continue
+            consecutive = 0
+            yield from frames
+    except (av.FFmpegError, OSError):
+        damaged.count += 1
 
 
 def read_audio(
@@ -43,36 +73,20 @@ def read_audio(
                 raise VideoDecodeError(path, f"cannot seek audio to {start:.3f}s ({av_reason(exc)})") from None
         chunks: list[np.ndarray] = []
         first_time: float | None = None
-        errors = consecutive = 0
-        try:
-            for packet in container.demux(stream):
-                try:
-                    frames = packet.decode()
-                except av.FFmpegError:
-                    errors += 1
-                    consecutive += 1
-                    if consecutive > MAX_CONSECUTIVE_ERRORS:
-                        break
-                    continue
-                consecutive = 0
-                for frame in frames:
-                    if first_time is None and frame.time is not None:
-                        first_time = float(frame.time)
-                    for out in resampler.resample(frame):
-                        chunks.append(out.to_ndarray())
-                    if end is not None and frame.time is not None and frame.time >= end:
-                        break
-                else:
-                    continue
+        damaged = DamagedPackets()
+        for frame in audio_frames(container, stream, damaged):
+            if first_time is None and frame.time is not None:
+                first_time = float(frame.time)
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray())
+            if end is not None and frame.time is not None and frame.time >= end:
                 break
-        except (av.FFmpegError, OSError):
-            errors += 1
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray())
     if not chunks:
         raise VideoDecodeError(path, "no audio could be decoded")
-    if errors:
-        warnings.warn(PartialDecodeWarning(path, f"{errors} damaged audio packets skipped"), stacklevel=2)
+    if damaged.count:
+        warnings.warn(PartialDecodeWarning(path, f"{damaged.count} damaged audio packets skipped"), stacklevel=2)
     audio = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
     # Trim to [start, end) precisely: decoding starts at a packet boundary.
     offset = 0

@@ -24,7 +24,8 @@ import av
 import numpy as np
 
 from vidlens.errors import ConfigError, VideoDecodeError
-from vidlens.io._open import MAX_CONSECUTIVE_ERRORS, av_reason, open_input
+from vidlens.io._open import av_reason, open_input
+from vidlens.io.audio import DamagedPackets, audio_frames
 
 __all__ = ["fix_sync", "FIX_CONTAINERS", "MAX_DRIFT_MS_PER_MIN"]
 
@@ -82,28 +83,16 @@ def _decode_audio(container: av.container.InputContainer, path: str, layout: str
         raise VideoDecodeError(path, "the audio stream has no sample rate")
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
     chunks: list[tuple[float | None, np.ndarray]] = []
-    errors = consecutive = 0
-    try:
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.FFmpegError:
-                errors += 1
-                consecutive += 1
-                if consecutive > MAX_CONSECUTIVE_ERRORS:
-                    break
-                continue
-            consecutive = 0
-            for frame in frames:
-                t = None if frame.time is None else float(frame.time)
-                for i, res in enumerate(resampler.resample(frame)):
-                    chunks.append((t if i == 0 else None, res.to_ndarray()))
-    except (av.FFmpegError, OSError):
-        errors += 1
+    damaged = DamagedPackets()
+    for frame in audio_frames(container, stream, damaged):
+        t = None if frame.time is None else float(frame.time)
+        for i, res in enumerate(resampler.resample(frame)):
+            chunks.append((t if i == 0 else None, res.to_ndarray()))
     for res in resampler.resample(None):
         chunks.append((None, res.to_ndarray()))
     if not chunks:
-        raise VideoDecodeError(path, "no audio could be decoded" + (f" ({errors} damaged packets)" if errors else ""))
+        raise VideoDecodeError(path, "no audio could be decoded"
+                               + (f" ({damaged.count} damaged packets)" if damaged.count else ""))
     start = next((t for t, _ in chunks if t is not None), 0.0)
     total = sum(c.shape[1] for _, c in chunks)
     audio = np.zeros((chunks[0][1].shape[0], total + rate), np.float32)
