@@ -264,8 +264,8 @@ def _probs(p: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
 
 
 def _entry(track: AVTrack, labels: list[str]) -> dict[str, Any]:
-    p = track.probs
-    return {"av_labels": list(labels), "av_probs": _probs(p, labels), "av_dominant": labels[int(np.argmax(p))],
+    probs = _probs(track.probs, labels)  # the dominant label is the largest *written* probability (first of ties)
+    return {"av_labels": list(labels), "av_probs": probs, "av_dominant": max(probs, key=probs.get),
             "av_windows": [{"start_s": w.start_s, "end_s": w.end_s, "probs": _probs(w.probs, labels)} for w in track.windows]}
 
 
