@@ -10,24 +10,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from vidlens.cli.main import app, main
+from vidlens.cli.main import app
 from vidlens.deploy.anomaly_stream import run_anomaly_stream
 from vidlens.tasks.anomaly.base import AnomalyModel
 from vidlens.testing.real import opencv_sample
+from tests.cli.console import run_main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def run_main(capsys, *args) -> tuple[int, str]:
-    """`vidlens ARGS` through the console entry point (user errors -> one line, exit 2): (exit code, stdout + stderr)."""
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 PASTE_S = (4.0, 7.0)  # the pasted object is visible from 4.0 s to 6.9 s (frames 40-69 at 10 fps)
 
 

@@ -12,24 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from vidlens.cli.main import main
 from vidlens.tasks.explain.outputs import FILES
 from vidlens.tasks.predictor import VideoClassifier
+from tests.cli import console
 from tests.tasks.explain.realclips import PART_S, ffmpeg, mixed_video, train_classifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_main(capsys, *args) -> tuple[int, str]:
-    """`vidlens ARGS` through the console entry point (user errors -> one line, exit 2): (exit code, output)."""
-    capsys.readouterr()
-    try:
-        main(["--quiet", *[str(a) for a in args]])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+    """`vidlens --quiet ARGS` (the explain runs are long; their progress bars are not checked)."""
+    return console.run_main(capsys, *args, quiet=True)
 
 
 @pytest.fixture(scope="module")

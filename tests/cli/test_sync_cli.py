@@ -10,24 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from vidlens.cli.main import main
 from vidlens.testing.real import opencv_sample, realdata
 from vidlens.testing.sync_media import audio_lag_ms, decode_audio_cli, make_flash_beep_clip, shift_audio, video_packets
+from tests.cli.console import run_main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FRAME_MS = 40.0  # the flash clip is 25 fps
-
-
-def run_main(capsys, *args) -> tuple[int, str]:
-    """`vidlens ARGS` through the console entry point (user errors -> one line, exit 2): (exit code, stdout + stderr)."""
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 @pytest.fixture(scope="module")

@@ -8,26 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from vidlens.data.synthetic.actions import render_action_clip
 from vidlens.errors import ConfigError
 from vidlens.models.registry import build_model
 from vidlens.tasks.explain import explain_clip
+from tests.tasks.explain.moving import CLASSES, accuracy, clips, fit, pointing, rank_corr
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-CLASSES = ("move_left", "move_right")
 SIZE, T = 48, 8
-
-
-def _clips(n: int, seed: int):
-    frames, labels, params = [], [], []
-    for k in range(n):
-        for ci, name in enumerate(CLASSES):
-            f, p = render_action_clip(name, np.random.default_rng([seed, ci, k]), T, SIZE)
-            frames.append(f)
-            labels.append(ci)
-            params.append(p)
-    x = torch.from_numpy(np.stack(frames)).permute(0, 1, 4, 2, 3).float() / 255.0
-    return (x - 0.45) / 0.225, torch.tensor(labels), params
 
 
 @pytest.fixture(scope="module")
@@ -35,43 +22,13 @@ def c3d():
     from vidlens.testing import single_thread
 
     with single_thread():
-        x, y, _ = _clips(60, 0)
+        x, y, _ = clips(60, 0, SIZE, T)
         torch.manual_seed(0)
-        model = build_model("c3d", len(CLASSES), load_weights=False, width=0.25)
-        opt = torch.optim.AdamW(model.parameters(), 3e-3, weight_decay=1e-4)
-        epochs, batch = 6, 16
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=epochs * ((len(x) + batch - 1) // batch))
-        for _ in range(epochs):
-            model.train()
-            for idx in torch.randperm(len(x)).split(batch):
-                loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-        model.eval()
-        xt, yt, pt = _clips(16, 1)
-        with torch.no_grad():
-            acc = (model(xt).argmax(1) == yt).float().mean().item()
+        model = fit(build_model("c3d", len(CLASSES), load_weights=False, width=0.25), x, y, epochs=6)
+        xt, yt, pt = clips(16, 1, SIZE, T)
+        acc = accuracy(model, xt, yt)
     assert acc >= 0.9, acc
     return model, xt, yt, pt
-
-
-def _rank_corr(a: np.ndarray, b: np.ndarray) -> float:
-    ra, rb = np.argsort(np.argsort(a.ravel())), np.argsort(np.argsort(b.ravel()))
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def _pointing(model, xt, yt, pt, method="gradcam") -> float:
-    tol = 15 / 224 * SIZE  # the pointing game's 15 px at 224 px, scaled
-    hits = []
-    for i in range(len(xt)):
-        heat = explain_clip(model, xt[i:i + 1], target=int(yt[i]), method=method).heat
-        tr = pt[i]["trajectory"]
-        for t in range(T):
-            yy, xx = np.unravel_index(np.argmax(heat[t]), heat[t].shape)
-            hits.append(np.hypot(xx + 0.5 - tr["x"][t], yy + 0.5 - tr["y"][t]) - tr["radius"][t] <= tol)
-    return float(np.mean(hits))
 
 
 # Measured on these 16 test clips x 8 frames (docs/explain.md, "Sanity checks"): 0.945 with this training seed (0), but
@@ -79,7 +36,7 @@ def _pointing(model, xt, yt, pt, method="gradcam") -> float:
 # C3D + Grad-CAM meets the 90 % bar for seed 0, not for C3D training in general.
 def test_gradcam_points_at_the_moving_object(c3d):
     model, xt, yt, pt = c3d
-    assert _pointing(model, xt, yt, pt) >= 0.9
+    assert pointing(model, xt, yt, pt) >= 0.9
 
 
 def test_gradcam_plus_plus_on_5d(c3d):
@@ -88,7 +45,7 @@ def test_gradcam_plus_plus_on_5d(c3d):
     assert e.heat.shape == (T, SIZE, SIZE) and e.heat.dtype == np.float32
     assert 0.0 <= e.heat.min() and e.heat.max() == pytest.approx(1.0)
     assert e.temporal.shape == (T,) and e.temporal.sum() == pytest.approx(1.0, abs=1e-5)
-    assert _pointing(model, xt[:8], yt[:8], pt[:8], "gradcam++") >= 0.75
+    assert pointing(model, xt[:8], yt[:8], pt[:8], "gradcam++") >= 0.75
 
 
 def test_model_randomisation_changes_heat(c3d):
@@ -98,13 +55,13 @@ def test_model_randomisation_changes_heat(c3d):
     for m in rand.modules():
         if isinstance(m, (torch.nn.Conv3d, torch.nn.Linear)):
             m.reset_parameters()
-    corr = [_rank_corr(explain_clip(model, xt[i:i + 1]).heat, explain_clip(rand, xt[i:i + 1]).heat) for i in range(6)]
+    corr = [rank_corr(explain_clip(model, xt[i:i + 1]).heat, explain_clip(rand, xt[i:i + 1]).heat) for i in range(6)]
     assert np.mean(corr) < 0.5, corr
 
 
 def test_target_change_changes_heat(c3d):
     model, xt, _, _ = c3d
-    corr = [_rank_corr(explain_clip(model, xt[i:i + 1], target=0).heat, explain_clip(model, xt[i:i + 1], target=1).heat)
+    corr = [rank_corr(explain_clip(model, xt[i:i + 1], target=0).heat, explain_clip(model, xt[i:i + 1], target=1).heat)
             for i in range(6)]
     assert np.mean(corr) < 0.5, corr
 

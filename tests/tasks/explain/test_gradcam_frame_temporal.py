@@ -6,60 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-from vidlens.data.synthetic.actions import render_action_clip
 from vidlens.models.registry import build_model
 from vidlens.tasks.explain import explain_clip
+from tests.tasks.explain.moving import CLASSES, accuracy, clips, fit, pointing, rank_corr
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-CLASSES = ("move_left", "move_right")
 SIZE, T = 64, 8  # small_cnn's last conv is SIZE/16 = 4x4 here (3x3 at 48 px caps any map's pointing at 0.70)
 MODEL = {"spatial_grid": 2, "feature_diff": True, "hidden": 32}  # the head reads where the object is, and its changes
 
 
-def clips(n: int, seed: int):
-    frames, labels, params = [], [], []
-    for k in range(n):
-        for ci, name in enumerate(CLASSES):
-            f, p = render_action_clip(name, np.random.default_rng([seed, ci, k]), T, SIZE)
-            frames.append(f)
-            labels.append(ci)
-            params.append(p)
-    x = torch.from_numpy(np.stack(frames)).permute(0, 1, 4, 2, 3).float() / 255.0
-    return (x - 0.45) / 0.225, torch.tensor(labels), params
-
-
 def train_frame_model(seed: int):
-    x, y, _ = clips(80, seed)
+    x, y, _ = clips(80, seed, SIZE, T)
     torch.manual_seed(seed)
-    model = build_model("gru", len(CLASSES), load_weights=False, **MODEL)
-    opt = torch.optim.AdamW(model.parameters(), 3e-3, weight_decay=1e-4)
-    epochs, batch = 20, 16
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=epochs * ((len(x) + batch - 1) // batch))
-    for _ in range(epochs):
-        model.train()
-        for idx in torch.randperm(len(x)).split(batch):
-            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-    model.eval()
-    xt, yt, pt = clips(16, 1000 + seed)
-    with torch.no_grad():
-        acc = (model(xt).argmax(1) == yt).float().mean().item()
-    return model, xt, yt, pt, acc
-
-
-def pointing(model, xt, yt, pt, method="gradcam", **options) -> float:
-    tol = 15 / 224 * SIZE  # the pointing game's 15 px at 224 px, scaled
-    hits = []
-    for i in range(len(xt)):
-        heat = explain_clip(model, xt[i:i + 1], target=int(yt[i]), method=method, **options).heat
-        tr = pt[i]["trajectory"]
-        for t in range(T):
-            yy, xx = np.unravel_index(np.argmax(heat[t]), heat[t].shape)
-            hits.append(np.hypot(xx + 0.5 - tr["x"][t], yy + 0.5 - tr["y"][t]) - tr["radius"][t] <= tol)
-    return float(np.mean(hits))
+    model = fit(build_model("gru", len(CLASSES), load_weights=False, **MODEL), x, y, epochs=20)
+    xt, yt, pt = clips(16, 1000 + seed, SIZE, T)
+    return model, xt, yt, pt, accuracy(model, xt, yt)
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +31,6 @@ def frame_model():
         model, xt, yt, pt, acc = train_frame_model(0)
     assert acc >= 0.9, acc  # measured 1.0, 0.97, 0.97 for training seeds 0, 1, 2
     return model, xt, yt, pt
-
-
-def _rank_corr(a: np.ndarray, b: np.ndarray) -> float:
-    ra, rb = np.argsort(np.argsort(a.ravel())), np.argsort(np.argsort(b.ravel()))
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 # Issue 18's acceptance check, NOT met. Measured (training seeds 0, 1, 2; docs/explain.md, "Sanity checks"): 0.07, 0.18,
@@ -105,9 +61,9 @@ def test_gradcam_frame_temporal_depends_on_weights_and_target(frame_model):
     for m in rand.modules():
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.GRU)):
             m.reset_parameters()
-    corr = [_rank_corr(explain_clip(model, xt[i:i + 1]).heat, explain_clip(rand, xt[i:i + 1]).heat) for i in range(6)]
+    corr = [rank_corr(explain_clip(model, xt[i:i + 1]).heat, explain_clip(rand, xt[i:i + 1]).heat) for i in range(6)]
     assert np.mean(corr) < 0.5, corr
-    corr = [_rank_corr(explain_clip(model, xt[i:i + 1], target=0).heat, explain_clip(model, xt[i:i + 1], target=1).heat)
+    corr = [rank_corr(explain_clip(model, xt[i:i + 1], target=0).heat, explain_clip(model, xt[i:i + 1], target=1).heat)
             for i in range(6)]
     assert np.mean(corr) < 0.5, corr
 
