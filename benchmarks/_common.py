@@ -234,11 +234,12 @@ def section_preamble(
 
 def publish_table_section(results: str | os.PathLike[str], title: str, argv: Sequence[str] | None, script: str,
                           versions: Iterable[str], headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str,
-                          notes: Notes, *, started: _dt.datetime, machine: str, write: bool = True) -> str:
-    """The ending of a one-table benchmark: preamble + table + notes as the section body; the notes are
-    printed, and the section is written to `results` unless `write` is False. Returns the body."""
+                          notes: Notes, *, started: _dt.datetime, machine: str, write: bool = True,
+                          extra: str = "") -> str:
+    """The ending of a benchmark: preamble + main table + `extra` markdown (further tables) + notes as the section
+    body; the notes are printed, and the section is written to `results` unless `write` is False. Returns the body."""
     body = section_preamble(command_line(argv, script), library_versions(versions), started=started, machine=machine) \
-        + "\n" + markdown_table(headers, rows, align) + "\n" + notes.markdown()
+        + "\n" + markdown_table(headers, rows, align) + extra + "\n" + notes.markdown()
     print(notes.markdown())
     if write:
         write_section(results, title, body)

@@ -156,15 +156,11 @@ def main(argv: list[str] | None = None) -> int:
                   + "; ".join(f"{m}: {' / '.join(n)}" for m, n in r["notes"].items() if n))
     notes.add("Whole video (second table): `explain_video` decodes the clips, runs one forward pass per clip for the "
               "whole-video probabilities, then explains each; `write_explanation` decodes the video again for the overlays")
-    body_extra = f"\n### A whole video (real: {seconds:g} s of vtest.avi, 384x288)\n\n" + common.markdown_table(["model", "step", "s (median)", "spread"], video_rows, "llrr")
-    body = common.section_preamble(common.command_line(argv, __file__),
-                                   common.library_versions(["torch", "torchvision", "captum", "numpy"]),
-                                   started=started, machine=machine)
-    body += "\n" + common.markdown_table(headers, rows, "llrrr") + body_extra + "\n" + notes.markdown()
-    print(notes.markdown())
-    if not args.no_write:
-        common.write_section(args.results, SECTION, body)
-        print(f"wrote section '{SECTION}' of {args.results}")
+    extra = f"\n### A whole video (real: {seconds:g} s of vtest.avi, 384x288)\n\n" + common.markdown_table(
+        ["model", "step", "s (median)", "spread"], video_rows, "llrr")
+    common.publish_table_section(args.results, SECTION, argv, __file__, ["torch", "torchvision", "captum", "numpy"],
+                                 headers, rows, "llrrr", notes, started=started, machine=machine,
+                                 write=not args.no_write, extra=extra)
     return 0
 
 

@@ -289,18 +289,13 @@ def main(argv: list[str] | None = None) -> int:
                   "offset at mid-clip")
     for line in errors[:10]:
         notes.add(f"error: {line}")
-    body = common.section_preamble(common.command_line(argv, __file__),
-                                   common.library_versions(["torch", "numpy", "scipy", "av", "facenet-pytorch"]),
-                                   started=started, machine=machine)
-    body += "\n" + common.markdown_table(headers, rows, "l" + "r" * (len(headers) - 1))
-    body += "\n### Per source\n\n" + common.markdown_table(src_headers, src_rows, "llrrrr")
+    extra = "\n### Per source\n\n" + common.markdown_table(src_headers, src_rows, "llrrrr")
     if drift_rows:
-        body += "\n### Slow drift\n\n" + common.markdown_table(drift_headers, drift_rows, "llrrr")
-    body += "\n" + notes.markdown()
-    print(notes.markdown())
-    if not args.no_write:
-        common.write_section(args.results, SECTION, body)
-        print(f"wrote section '{SECTION}' of {args.results}")
+        extra += "\n### Slow drift\n\n" + common.markdown_table(drift_headers, drift_rows, "llrrr")
+    common.publish_table_section(args.results, SECTION, argv, __file__,
+                                 ["torch", "numpy", "scipy", "av", "facenet-pytorch"], headers, rows,
+                                 "l" + "r" * (len(headers) - 1), notes, started=started, machine=machine,
+                                 write=not args.no_write, extra=extra)
     return 0
 
 
