@@ -49,42 +49,32 @@ class VideoMotion:
 
 def decode_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE) -> AudioTrack:
     """The first audio stream, mono at `sample_rate`, with the time of its first sample on the file's clock.
-    Raises VideoDecodeError when there is no audio stream or nothing decodes (damaged packets are skipped)."""
+    Raises VideoDecodeError when there is no audio stream or nothing decodes (damaged packets are skipped, as
+    `vidlens.io.audio.audio_frames` does for every reader)."""
+    from vidlens.io._open import open_input
+    from vidlens.io.audio import DamagedPackets, audio_frames
+
     path = os.fspath(path)
-    try:
-        container = av.open(path)
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise VideoDecodeError(path, f"cannot open: {exc}") from None
-    with container:
+    with open_input(path, need_video=False) as container:
         if not container.streams.audio:
             raise VideoDecodeError(path, "no audio stream: nothing to synchronise")
-        stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks: list[np.ndarray] = []
         start: float | None = None
-        errors = 0
+        damaged = DamagedPackets()
         try:
-            for packet in container.demux(stream):
-                try:
-                    frames = packet.decode()
-                except (av.FFmpegError, ValueError):
-                    errors += 1
-                    if errors > 50 and not chunks:
-                        break
-                    continue
-                for frame in frames:
-                    if start is None and frame.time is not None:
-                        start = float(frame.time)
-                    for out in resampler.resample(frame):
-                        chunks.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
-        except (av.FFmpegError, OSError, ValueError) as exc:
+            for frame in audio_frames(container, container.streams.audio[0], damaged):
+                if start is None and frame.time is not None:
+                    start = float(frame.time)
+                chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+        except (av.FFmpegError, ValueError) as exc:
             if not chunks:
                 raise VideoDecodeError(path, f"the audio stream cannot be decoded: {exc}") from None
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     if samples.size < sample_rate // 10:
-        raise VideoDecodeError(path, "the audio stream cannot be decoded (no audio samples)")
+        what = f" ({damaged.count} damaged packets)" if damaged.count else ""
+        raise VideoDecodeError(path, f"the audio stream cannot be decoded (no audio samples{what})")
     return AudioTrack(samples, sample_rate, float(start or 0.0))
 
 
