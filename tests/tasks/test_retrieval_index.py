@@ -200,8 +200,9 @@ def test_open_and_create_refuse_what_is_not_an_index(built, tmp_path):
 def test_batch_task_entries_add_to_an_index(built, media, tmp_path):
     """The batch engine's `index` task (run here in-process, as a worker runs it) saves an entry that
     `add_computed` adds, with the user's text; the same content is not added twice."""
+    from vidlens.batch.index_task import index_task_spec
     from vidlens.batch.tasks import resolve_options
-    from vidlens.tasks.retrieval.index import batch_options, index_task_spec, load_entry
+    from vidlens.tasks.retrieval.index import batch_options, load_entry
 
     spec = index_task_spec()
     options = resolve_options(spec, batch_options())

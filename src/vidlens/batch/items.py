@@ -10,7 +10,6 @@ hashes are cached in OUT/.content_hashes.json by (path, size, mtime), so a rerun
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
 import time
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from vidlens.batch.tasks import PATH_OPTIONS, TaskSpec, get_task, resolve_options
 from vidlens.errors import VidlensError
+from vidlens.io.content import HASH_CACHE, HashCache, canonical_json, content_hash, item_key  # noqa: F401
 from vidlens.io.inputs import MANIFEST_SUFFIXES, list_videos, read_manifest  # noqa: F401 (part of this module's API)
 
 if TYPE_CHECKING:
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["BatchItem", "plan_batch", "run_item", "list_videos", "content_hash", "item_key", "canonical_json",
            "RESERVED_NAMES", "failed_row"]
 
-CHUNK = 1 << 20
-HASH_CACHE = ".content_hashes.json"
 RESERVED_NAMES = ("results.jsonl", "results.parquet", HASH_CACHE)
 
 
@@ -41,26 +39,6 @@ class BatchItem:
     video: str  # absolute path
     key: str  # sha256 over (file content hash, task name, canonical JSON of options, vidlens version)
     out_dir: str  # OUT/<unique stem>/
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces: the same options always give the same text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def content_hash(path: str | os.PathLike[str]) -> str:
-    """sha256 of the file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def item_key(file_hash: str, task: str, options: Mapping[str, Any]) -> str:
-    from vidlens import __version__
-
-    return hashlib.sha256(canonical_json([file_hash, task, dict(options), __version__]).encode()).hexdigest()
 
 
 def _folder_names(videos: list[Path]) -> list[str]:
@@ -77,49 +55,6 @@ def _folder_names(videos: list[Path]) -> list[str]:
             stem = f"{stem.lstrip('.') or 'video'}_{hashlib.sha256(str(v).encode()).hexdigest()[:8]}"
         names.append(stem)
     return names
-
-
-class _HashCache:
-    """(path, size, mtime_ns) -> content hash, kept in OUT/.content_hashes.json between runs."""
-
-    def __init__(self, out: Path) -> None:
-        self.path = out / HASH_CACHE
-        try:
-            self.data: dict[str, list[Any]] = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            self.data = {}
-        self.changed = False
-
-    def fill(self, videos: list[Path], threads: int = 4) -> None:
-        """Hash every file not cached yet, `threads` at a time (hashlib releases the GIL on large reads)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(self.get, videos))
-
-    def get(self, video: Path) -> str | None:
-        """The file's content hash, or None when it cannot be read (the run will say why)."""
-        try:
-            st = video.stat()
-        except OSError:
-            return None
-        cached = self.data.get(str(video))
-        if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
-            return cached[2]
-        try:
-            digest = content_hash(video)
-        except OSError:
-            return None
-        self.data[str(video)] = [st.st_size, st.st_mtime_ns, digest]
-        self.changed = True
-        return digest
-
-    def save(self) -> None:
-        if not self.changed:
-            return
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.data))
-        os.replace(tmp, self.path)
 
 
 def option_fingerprint(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,7 +86,7 @@ def plan_batch(inputs: str | Path, task: str, options: dict, out: Path, store: R
     videos = list_videos(inputs, out)
     names = _folder_names(videos)
     fingerprint = option_fingerprint(resolved)
-    cache = _HashCache(out)
+    cache = HashCache(out)
     cache.fill(videos)
     done = store.done_rows()
     if skip_failed:

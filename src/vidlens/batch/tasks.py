@@ -328,7 +328,7 @@ _BUILDERS: dict[str, Callable[[], TaskSpec]] = {
     "summarize": _summarize_spec, "emotion": _emotion_spec, "features": _features_spec,
     "tags": _tags_spec,
     # `vidlens index build --engine ray`: per-video index entries (descriptors, shots, tags), added by the driver.
-    "index": lambda: __import__("vidlens.tasks.retrieval.index", fromlist=["index_task_spec"]).index_task_spec(),
+    "index": lambda: __import__("vidlens.batch.index_task", fromlist=["index_task_spec"]).index_task_spec(),
 }
 
 

@@ -97,7 +97,7 @@ def build_command(
         from vidlens.batch import TASKS
 
         if "index" not in TASKS:
-            raise ConfigError(None, "--engine ray needs the batch task 'index' (vidlens.tasks.retrieval.index."
+            raise ConfigError(None, "--engine ray needs the batch task 'index' (vidlens.batch.index_task."
                                     "index_task_spec), which this vidlens does not register; use --engine local")
     if workers < 1:
         raise ConfigError(None, f"--workers must be at least 1, got {workers}")

@@ -215,7 +215,7 @@ def run_add(handle: IndexHandle, upload: Path, out: Path, name: str, options: di
             progress: Any) -> tuple[dict[str, Any], dict[str, Path]]:
     """One index job: keep the upload in INDEX/uploads/ (a free name), compute its entry outside the lock,
     write it through a freshly opened index (inside the write lock). Content already indexed is skipped."""
-    from vidlens.batch.items import content_hash
+    from vidlens.io.content import content_hash
     from vidlens.tasks.retrieval.index import VideoIndex, compute_entry
 
     digest = content_hash(upload)

@@ -33,7 +33,7 @@ import numpy as np
 from vidlens.errors import ConfigError, VidlensError
 
 __all__ = ["IndexOptions", "Segment", "VideoEntry", "AddReport", "IndexModels", "VideoIndex", "compute_entry",
-           "set_text", "segment_text", "save_entry", "load_entry", "index_task_spec", "batch_options",
+           "set_text", "segment_text", "save_entry", "load_entry", "batch_options",
            "INDEX_FORMAT", "SCHEMA_VERSION"]
 
 INDEX_FORMAT = 1
@@ -197,7 +197,7 @@ def compute_entry(path: str | os.PathLike[str], models: IndexModels, *, user_tex
     path = os.fspath(path)
     info = probe(path)
     if content_hash is None:
-        from vidlens.batch.items import content_hash as hash_file
+        from vidlens.io.content import content_hash as hash_file
 
         content_hash = hash_file(path)
     emb = models.embedder.embed_video(path)
@@ -364,13 +364,13 @@ class VideoIndex:
         fail (the rest go on). `text`: user text per video (keys: path as given, absolute path or file
         name). `progress(path, status)` after each video, status added | skipped | failed.
         `workers` > 1 computes videos in that many processes; this process writes the index."""
-        from vidlens.batch.items import _HashCache
+        from vidlens.io.content import HashCache
 
         t0 = time.perf_counter()
         report = AddReport()
         paths = [Path(os.path.abspath(p)) for p in paths]
         self._repair()
-        cache = _HashCache(self.path)
+        cache = HashCache(self.path)
         cache.fill(paths)
         known = {r[0] for r in self.conn.execute("SELECT content_hash FROM videos")}
         todo: list[tuple[str, str, str]] = []
@@ -470,7 +470,7 @@ class VideoIndex:
         store.save()
 
     def _key(self, digest: str) -> str:
-        from vidlens.batch.items import item_key
+        from vidlens.io.content import item_key
 
         return item_key(digest, "index", {"embed": self.manifest["embed_config"], "options": self.manifest["options"]})
 
@@ -748,7 +748,7 @@ def _compute_in_pool(todo: list[tuple[str, str, str]], embed_config: Any, option
             take(futures[fut], result)
 
 
-# ---------------------------------------------------------------------- the batch engine's `index` task
+# ---------------------------------------------------------------------- entries made apart (batch workers: vidlens.batch.index_task)
 
 ENTRY_ARRAYS = ("features", "times_s", "visual")
 
@@ -779,33 +779,3 @@ def batch_options(embed_config: Any = None, options: IndexOptions | None = None)
     from vidlens.tasks.retrieval.embed import EmbedConfig
 
     return {**asdict(embed_config or EmbedConfig()), **asdict(options or IndexOptions()), "device": "auto"}
-
-
-def _batch_load(options: dict[str, Any]) -> IndexModels:
-    from vidlens.batch.tasks import resolve_device
-    from vidlens.tasks.retrieval.embed import EmbedConfig
-
-    from dataclasses import fields
-
-    pick = lambda cls: cls(**{f.name: options[f.name] for f in fields(cls) if f.name in options})  # noqa: E731
-    models = IndexModels(pick(EmbedConfig), pick(IndexOptions), device=resolve_device(options))
-    models.embedder  # noqa: B018 - load now, once per worker
-    models.tag_model  # noqa: B018
-    return models
-
-
-def _batch_run(models: IndexModels, video: Path, out_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
-    """entry.npz / entry.json of one video; `VideoIndex.add_computed` adds them to an index."""
-    entry = compute_entry(video, models, with_text=False)
-    save_entry(entry, out_dir)
-    return {"frames": int(len(entry.features)), "shots": sum(s.kind == "shot" for s in entry.segments),
-            "tags": ", ".join(t["tag"] for t in entry.tags[:5])}
-
-
-def index_task_spec() -> Any:
-    """The batch engine's `index` task (`vidlens batch index ...`, `vidlens index build --engine ray`):
-    workers compute each video's entry, the index process adds them."""
-    from vidlens.batch.tasks import TaskSpec
-
-    return TaskSpec("index", _batch_load, _batch_run, ("frames", "shots", "tags"), batch_options(),
-                    ("entry.npz", "entry.json"), "video index entries (descriptors, shots, tags) for vidlens index")

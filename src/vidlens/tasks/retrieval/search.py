@@ -193,7 +193,7 @@ def search_video(index: Any, video: str | os.PathLike[str], *, k: int = 10, excl
         qf, qt = index.frames(vid_self)
         source = row["path"]
     elif Path(video).is_file():
-        from vidlens.batch.items import content_hash
+        from vidlens.io.content import content_hash
 
         emb = index.models().embedder.embed_video(video)
         qf, qt = np.asarray(emb.features, np.float32), np.asarray(emb.times_s, np.float64)
