@@ -319,7 +319,8 @@ def av_checkpoint(tmp_path_factory) -> Path:
 
 def test_emotion_folder_job_and_av_model(av_checkpoint, face_video, tmp_path):
     """--av-model loaded once per worker; one upload = the job as before (plus av_probs); several
-    uploads = one folder job with per-video results and summary.csv; nothing readable = 415."""
+    uploads = one folder job with per-video results and summary.csv; nothing readable = 415; POST /v1/explain
+    explains the audio-visual model as the library does."""
     from vidlens.testing.real import realdata_dir
 
     try:
@@ -376,6 +377,27 @@ def test_emotion_folder_job_and_av_model(av_checkpoint, face_video, tmp_path):
             bad = client.post("/v1/emotion", files=[("file", ("a.mp4", b"", "video/mp4")),
                                                     ("file", ("notes.mp4", open(notes, "rb"), "video/mp4"))])
             assert bad.status_code == 415 and "none of the files" in bad.json()["detail"]
+
+            # POST /v1/explain with the audio-visual model (the server has no classifier): the library's answer
+            from vidlens.tasks.explain.video import explain_video
+            from vidlens.testing import single_thread
+
+            explain = client.post("/v1/explain", files={"file": ("astronaut.mkv", open(face_video, "rb"), "video/x-matroska")},
+                                  data={"overlay_video": "false"})
+            assert explain.status_code == 202, explain.text
+            job = server.wait(client, explain.json()["id"])
+            assert job["status"] == "done", job
+            result = job["result"]
+            with single_thread():
+                reference = explain_video(av_checkpoint, face_video)
+            assert result["model"] == "av_fusion (late)" and result["method"] == "occlusion" == reference.method
+            assert result["target"]["label"] == reference.label
+            assert result["target"]["probability"] == pytest.approx(reference.probability, abs=1e-4)
+            assert result["modalities"] == pytest.approx(reference.modalities, abs=1e-4)
+            assert {"frames.png", "temporal.png", "explanation.json"} <= set(job["artifacts"])
+            refused = client.post("/v1/explain", data={"model": "classifier"},
+                                  files={"file": ("astronaut.mkv", open(face_video, "rb"), "video/x-matroska")})
+            assert refused.status_code == 503 and "--checkpoint" in refused.json()["detail"]
     assert "Traceback" not in server.log.read_text()
 
 

@@ -17,15 +17,17 @@ from rich.markup import escape
 from vidlens.cli.common import console, make_progress
 
 METHODS = ("gradcam", "gradcam++", "occlusion", "integrated-gradients", "attention")
-METHOD_HELP = ("gradcam | gradcam++ (gradients at the last conv that keeps time; frame models: per frame, with the "
+METHOD_HELP = ("default: gradcam (occlusion for audio-visual fusion models). "
+               "gradcam | gradcam++ (gradients at the last conv that keeps time; frame models: per frame, with the "
                "temporal head's attention), occlusion (what changes when frames/patches are hidden), "
                "integrated-gradients (pixel attributions), attention (the temporal head's weights only).")
 
 
-def check_method(method: str) -> str:
+def check_method(method: str | None) -> str | None:
+    """The method, or None for the model's default (Grad-CAM; occlusion for audio-visual fusion models)."""
     from vidlens.errors import ConfigError
 
-    if method not in METHODS:
+    if method is not None and method not in METHODS:
         raise ConfigError(None, f"unknown explain method {method!r}; use one of: {', '.join(METHODS)}")
     return method
 
@@ -40,11 +42,12 @@ def clip_progress(name: str) -> Iterator[Callable[[int, int], None]]:
 
 def summary_line(result: Any, files: dict[str, Path]) -> str:
     seconds = ", ".join(f"{s}-{s + 1} s ({100 * float(result.temporal[s]):.0f} %)" for s in result.top_seconds(3))
+    shares = "".join(f"; {name} {100 * share:.0f} %" for name, share in result.modalities.items())
     return (f"{Path(result.path).name}: {result.label!r} p={result.probability:.3f} ({result.method}, "
-            f"{len(result.clips)} clips); decisive seconds: {seconds or 'none'}")
+            f"{len(result.clips)} clips); decisive seconds: {seconds or 'none'}{shares}")
 
 
-def explain_into(classifier: Any, video: Path, folder: Path, *, method: str, target: str | int | None = None,
+def explain_into(classifier: Any, video: Path, folder: Path, *, method: str | None, target: str | int | None = None,
                  clips: int | None = None, overlay: bool = True) -> tuple[Any, dict[str, Path]]:
     """Explain one video and write its files into `folder` (staged: all or nothing)."""
     from vidlens.tasks.explain.outputs import write_explanation
@@ -57,17 +60,18 @@ def explain_into(classifier: Any, video: Path, folder: Path, *, method: str, tar
 
 def explain_command(
     video: Path = typer.Argument(..., help="The video to explain."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="A classifier checkpoint (vidlens train)."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A classifier checkpoint (vidlens train), an exported .onnx, "
+                                    "or an audio-visual checkpoint (vidlens emotion train-av)."),
     out: Path = typer.Option(Path("runs/explain"), "--out", "-o", help="Folder for the overlays, strip, curve and JSON."),
-    method: str = typer.Option("gradcam", "--method", help=METHOD_HELP),
+    method: Optional[str] = typer.Option(None, "--method", help=METHOD_HELP),
     target: Optional[str] = typer.Option(None, "--target", help="The label to explain (default: the predicted one)."),
     clips: Optional[int] = typer.Option(None, "--clips", help="Clips explained (default: as predict chooses, up to 10)."),
     no_video: bool = typer.Option(False, "--no-video", help="Skip overlay.mp4 / overlay.gif (faster on long videos)."),
 ) -> None:
     """Explain a classifier's decision on a video: heat over the frames and which seconds mattered."""
-    from vidlens.tasks.predictor import load_classifier
+    from vidlens.tasks.explain.video import load_explainable
 
-    result, files = explain_into(load_classifier(checkpoint), video, out, method=check_method(method), target=target,
+    result, files = explain_into(load_explainable(checkpoint), video, out, method=check_method(method), target=target,
                                  clips=clips, overlay=not no_video)
     console.print(escape(summary_line(result, files)), highlight=False, soft_wrap=True)
     console.print(escape(f"wrote {', '.join(str(p) for p in files.values())}"), highlight=False, soft_wrap=True)

@@ -4,9 +4,10 @@ Routes: `POST /v1/classify|summarize|emotion` (multipart `file` + options) -> 20
 also takes several `file` parts in one job (a folder job: per-video results, summary.csv);
 `GET /v1/jobs/{id}[?wait=S]` (long poll); `GET /v1/jobs/{id}/artifacts/{name}`; `DELETE /v1/jobs/{id}`; `GET /v1/jobs`;
 `GET /v1/info`; `GET /healthz`; `GET /` (web page); `/docs` (OpenAPI); with `--index`, `POST /v1/search` and
-`GET|POST /v1/index`, `DELETE /v1/index/{video}` (routes_search.py); with a classifier, `POST /v1/explain`
-(routes_explain.py); always `POST /v1/sync` and `POST /v1/sync/train` (routes_sync.py). Uploads are checked before a
-job exists: size (413), non-empty (400), `probe()` (415 with the decoder's reason); a full queue is 429.
+`GET|POST /v1/index`, `DELETE /v1/index/{video}` (routes_search.py); with a classifier or an audio-visual model,
+`POST /v1/explain` (routes_explain.py); always `POST /v1/sync` and `POST /v1/sync/train` (routes_sync.py).
+Uploads are checked before a job exists: size (413), non-empty (400), `probe()` (415 with the decoder's reason);
+a full queue is 429.
 """
 
 from __future__ import annotations
@@ -168,10 +169,8 @@ def create_app(runtime: ServiceRuntime | None = None, config: ServeConfig | None
         return state["runtime"]
 
     def offered(kind: str) -> None:
-        if kind == "explain":  # explanations come with the classifier (routes_explain.py)
-            kind = "classify"
-        if kind in ("sync", "sync-train"):  # needs no model: every server offers it (routes_sync.py)
-            return
+        if kind in ("sync", "sync-train", "explain"):  # sync needs no model (routes_sync.py); explain checks the
+            return  # model it is asked for itself (the classifier or the audio-visual model: routes_explain.py)
         if kind not in settings.tasks:
             hint = {"classify": "start the server with --checkpoint CKPT", "search": "start the server with --index PATH",
                     "index": "start the server with --index PATH"}.get(kind, f"the server was started with --no-{kind}")

@@ -1,8 +1,9 @@
 """The service's explain job (`POST /v1/explain`): the served classifier's decision on the upload, explained.
 
 Runs in a worker process (`worker.run_job`, kind "explain") with the models it loaded at start-up: the first
-member of the served classifier (`--checkpoint`; an ensemble's first model) explains the whole-video top label
-or the `target` asked for. Artifacts: `vidlens.tasks.explain.outputs.FILES` (overlay.gif, frames.png,
+member of the served classifier (`--checkpoint`; an ensemble's first model), or with `model = "av"` the
+audio-visual model (`--av-model`, over whole frames and the sound: `tasks/explain/av_video.py`), explains the
+whole-video top label or the `target` asked for. Artifacts: `vidlens.tasks.explain.outputs.FILES` (overlay.gif, frames.png,
 temporal.png, temporal.csv, overlay.mp4, heat.npz, explanation.json).
 """
 
@@ -20,16 +21,29 @@ def run_explain(models: Any, config: Any, video: Path, out: Path, options: dict[
     from vidlens.tasks.explain.outputs import write_explanation
     from vidlens.tasks.explain.video import explain_video
 
-    if models.classifier is None:
-        raise ConfigError(None, "this server has no classifier (start it with --checkpoint)")
-    method = options.get("method", "gradcam")
-    progress(f"explain ({method})", 0.0)
+    if options.get("model") == "av":
+        source = None if models.emotion is None else models.emotion.av
+        if source is None:
+            raise ConfigError(None, "this server has no audio-visual model (start it with --av-model)")
+    else:
+        source = models.classifier
+        if source is None:
+            raise ConfigError(None, "this server has no classifier (start it with --checkpoint)")
+    method = options.get("method")  # None: Grad-CAM, occlusion for fusion models
+    shown = method or "default method"
+    progress(f"explain ({shown})", 0.0)
 
     def report(done: int, total: int) -> None:
-        progress(f"explain ({method}): clip {done}/{total}", float(done))
+        progress(f"explain ({shown}): clip {done}/{total}", float(done))
 
-    result = explain_video(models.classifier, video, method=method, target=options.get("target"),
-                           clips=options.get("clips"), progress=report)
+    if options.get("model") == "av":
+        from vidlens.tasks.explain.av_video import explain_av_video
+
+        result = explain_av_video(source, video, method=method, target=options.get("target"),
+                                  clips=options.get("clips"), progress=report)
+    else:
+        result = explain_video(source, video, method=method, target=options.get("target"),
+                               clips=options.get("clips"), progress=report)
     result.checkpoint = Path(result.checkpoint).name  # no server paths in what clients see
     progress("writing overlays", float(len(result.clips)))
     files = write_explanation(result, out, video=bool(options.get("video", True)))

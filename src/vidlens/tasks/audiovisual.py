@@ -16,11 +16,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from vidlens.errors import ConfigError
 
 AV_MODES = ("early", "late", "attention", "video", "audio")
+SAMPLE_RATE = 16000  # the audio rate of every AV clip
 
 
 @dataclass
@@ -103,3 +105,26 @@ def load_av_model(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str], A
     except RuntimeError as exc:
         raise CheckpointError(path, f"weights do not fit the {spec.fusion} model ({str(exc).splitlines()[0]})") from None
     return model.eval(), list(ckpt["labels"]), spec
+
+
+# ---------------------------------------------------------------- a window of a video, as training clips are read
+
+
+def window_frames(index: Any, start_s: float, end_s: float, num_frames: int) -> np.ndarray:
+    """`num_frames` frame numbers spread over the frames on screen in `[start_s, end_s)`, first to last,
+    rounded: what `AudioVisualDataset` takes from a clip of that span."""
+    first, last = index.index_of_time(np.array([start_s, max(start_s, end_s - 1e-6)]))
+    return np.linspace(int(first), int(last), num_frames).round().astype(np.int64)
+
+
+def window_mel(audio: np.ndarray | None, start_s: float, spec: Any) -> np.ndarray:
+    """`(1,n_mels,frames)` log-mel of `spec.seconds` of `audio` (16 kHz mono `(1,S)`) from `start_s`, zero-padded."""
+    from vidlens.features.audio import log_mel
+
+    want = int(round(spec.seconds * SAMPLE_RATE))
+    fixed = np.zeros((1, want), np.float32)
+    if audio is not None:
+        a = int(round(start_s * SAMPLE_RATE))
+        piece = audio[:, max(0, a):max(0, a) + want]
+        fixed[:, :piece.shape[1]] = piece
+    return log_mel(fixed, SAMPLE_RATE, spec.n_mels)[None]

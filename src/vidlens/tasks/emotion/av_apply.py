@@ -31,9 +31,9 @@ import cv2
 import numpy as np
 
 from vidlens.errors import CheckpointError
+from vidlens.tasks.audiovisual import SAMPLE_RATE, window_frames, window_mel
 from vidlens.threads import one_torch_thread
 
-SAMPLE_RATE = 16000
 READ_CHUNK = 32  # frames decoded per read_clip call (full-size frames are cropped right away)
 BATCH = 16  # windows per forward pass
 CHUNK_WINDOWS = 128  # windows whose frames are decoded and held at once
@@ -139,13 +139,6 @@ def crop_square(image: np.ndarray, cx: float, cy: float, side: float, size: int)
     return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if s > size else cv2.INTER_LINEAR)
 
 
-def window_frames(index: Any, start_s: float, end_s: float, num_frames: int) -> np.ndarray:
-    """`num_frames` frame numbers spread over the frames on screen in `[start_s, end_s)`, first to last,
-    rounded: what `AudioVisualDataset` takes from a clip of that span."""
-    first, last = index.index_of_time(np.array([start_s, max(start_s, end_s - 1e-6)]))
-    return np.linspace(int(first), int(last), num_frames).round().astype(np.int64)
-
-
 def _decode(video: str, frames: np.ndarray, size: int | None, each: Any) -> None:
     """Decode `frames` (sorted unique indices) in chunks and hand each `uint8 (H,W,3)` image to
     `each(index, image)` at once, so full-size frames are never all held together."""
@@ -155,19 +148,6 @@ def _decode(video: str, frames: np.ndarray, size: int | None, each: Any) -> None
         chunk = frames[i:i + READ_CHUNK]
         for j, image in zip(chunk, read_clip(video, chunk, size=size)):
             each(int(j), image)
-
-
-def _mel(audio: np.ndarray | None, start_s: float, spec: Any) -> np.ndarray:
-    """`(1,n_mels,frames)` log-mel of `spec.seconds` of `audio` (16 kHz mono `(1,S)`) from `start_s`, zero-padded."""
-    from vidlens.features.audio import log_mel
-
-    want = int(round(spec.seconds * SAMPLE_RATE))
-    fixed = np.zeros((1, want), np.float32)
-    if audio is not None:
-        a = int(round(start_s * SAMPLE_RATE))
-        piece = audio[:, max(0, a):max(0, a) + want]
-        fixed[:, :piece.shape[1]] = piece
-    return log_mel(fixed, SAMPLE_RATE, spec.n_mels)[None]
 
 
 def apply_av_model(result: Any, av: AVModel, progress: Callable[[str, float], None] | None = None) -> AVResult:
@@ -251,7 +231,8 @@ def _run_windows(jobs: list[tuple[int | None, tuple[float, float], np.ndarray]],
             batch = jobs[i:i + BATCH]
             clips = np.stack([np.stack([crops[(int(j), owner)] for j in frames]) for owner, _, frames in batch])  # (B,T,H,W,C)
             video_x = torch.from_numpy(clips).permute(0, 1, 4, 2, 3).float() / 255.0  # (B,T,C,H,W)
-            audio_x = torch.from_numpy(np.stack([_mel(audio, start, spec) for _, (start, _), _ in batch]))  # (B,1,n_mels,frames)
+            mels = [window_mel(audio, start, spec) for _, (start, _), _ in batch]
+            audio_x = torch.from_numpy(np.stack(mels))  # (B,1,n_mels,frames)
             x: Any = {"video": video_x, "audio": audio_x}
             if isinstance(spec.inputs, str):
                 x = x[spec.inputs]

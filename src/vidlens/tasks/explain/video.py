@@ -29,7 +29,7 @@ import torch
 from vidlens.errors import ConfigError, VidlensError
 from vidlens.tasks.explain.base import ClipExplanation, explain_clip
 
-__all__ = ["MIN_FRAMES", "VideoExplanation", "explain_video", "resolve_target"]
+__all__ = ["MIN_FRAMES", "VideoExplanation", "explain_video", "load_explainable", "resolve_target"]
 
 MIN_FRAMES = 2  # a video with fewer frames has no "when" to explain
 GRADIENT_METHODS = ("gradcam", "gradcam++", "integrated-gradients", "attention")
@@ -151,11 +151,20 @@ def crop_box(frame_h: int, frame_w: int, eval_resize: int, size: int) -> tuple[f
     return (x0 / frame_w, y0 / frame_h, min(1.0, (x0 + side) / frame_w), min(1.0, (y0 + side) / frame_h))
 
 
+def load_explainable(path: str | os.PathLike[str]) -> Any:
+    """What `explain_video` takes, from a file: an `AVCheckpoint` for an audio-visual checkpoint (`emotion
+    train-av`), else the classifier (`load_classifier`: a vidlens checkpoint or an exported ONNX file)."""
+    from vidlens.tasks.explain.av_video import AVCheckpoint, is_av_checkpoint
+    from vidlens.tasks.predictor import load_classifier
+
+    return AVCheckpoint(path) if is_av_checkpoint(path) else load_classifier(path)
+
+
 def explain_video(
     classifier_or_checkpoint: Any,
     path: str | os.PathLike[str],
     *,
-    method: str = "gradcam",
+    method: str | None = None,
     target: str | int | None = None,
     clips: int | None = None,
     progress: Progress | None = None,
@@ -163,18 +172,24 @@ def explain_video(
 ) -> VideoExplanation:
     """Explain a classifier's decision on one video (see the module docstring).
 
-    `classifier_or_checkpoint`: a checkpoint path, a `LoadedClassifier` or a `VideoClassifier` (an ensemble's
-    first member is explained). `clips`: how many clips (default: as the predictor chooses). `options` go to
-    the explainer. Unreadable files raise `VideoDecodeError`, videos under `MIN_FRAMES` frames `VidlensError`,
-    an unknown label or method `ConfigError` naming what exists.
+    `classifier_or_checkpoint`: a checkpoint path, a `LoadedClassifier`, a `VideoClassifier` (an ensemble's
+    first member is explained) or an audio-visual `AVCheckpoint` (handed to `av_video.explain_av_video`).
+    `method`: default Grad-CAM (occlusion for fusion models). `clips`: how many clips (default: as the
+    predictor chooses). `options` go to the explainer. Unreadable files raise `VideoDecodeError`, videos under
+    `MIN_FRAMES` frames `VidlensError`, an unknown label or method `ConfigError` naming what exists.
     """
     from vidlens.data.samplers import SamplerConfig, resample_indices, sample_indices
     from vidlens.data.transforms import TransformConfig, build_eval_transform
     from vidlens.io import frame_index, probe, read_clip
     from vidlens.tasks.backends import OnnxModule
+    from vidlens.tasks.explain.av_video import AVCheckpoint, explain_av_video, is_av_checkpoint
     from vidlens.tasks.predictor import whole_video_clips
 
-    member, notes = _member(classifier_or_checkpoint)
+    source = classifier_or_checkpoint
+    if isinstance(source, AVCheckpoint) or (isinstance(source, (str, os.PathLike)) and is_av_checkpoint(source)):
+        return explain_av_video(source, path, method=method, target=target, clips=clips, progress=progress, **options)
+    method = method or "gradcam"
+    member, notes = _member(source)
     if isinstance(member.model, OnnxModule) and method in GRADIENT_METHODS:
         raise ConfigError(member.path, f"an exported ONNX model has no gradients for {method!r}: explain its .pt "
                                        "checkpoint, or use method 'occlusion'")
