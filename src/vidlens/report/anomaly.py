@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from vidlens.report.png import save_png
+
 
 def plot_anomaly_scores(times_s: np.ndarray, absolute: np.ndarray, events: Sequence[tuple[float, float]], threshold: float,
                         path: str | Path, *, low: float | None = None, title: str = "",
@@ -32,7 +34,4 @@ def plot_anomaly_scores(times_s: np.ndarray, absolute: np.ndarray, events: Seque
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    return save_png(fig, path, dpi=110)

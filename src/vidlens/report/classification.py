@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from vidlens.report.png import save_png
+
 
 def per_class_table(scores: np.ndarray, targets: np.ndarray, labels: list[str]) -> list[dict[str, Any]]:
     """Precision, recall, F1 and support per class (single-label: `scores` `(N,K)`, `targets` `(N,)`)."""
@@ -60,7 +62,4 @@ def plot_confusion_matrix(targets: np.ndarray, predicted: np.ndarray, labels: li
                             color="white" if share[i, j] > 0.5 else "black")
     ax.set_title(title or f"confusion matrix ({int(counts.sum())} videos)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    return save_png(fig, path, dpi=110)

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from vidlens.report.png import save_png
+
 
 def plot_compression(rows: list[dict[str, Any]], path: str | os.PathLike[str], title: str = "") -> Path:
     """Three bar panels (file size MB, CPU latency ms per clip, top-1) over `rows` (`VariantRow.to_dict()`)."""
@@ -32,7 +34,4 @@ def plot_compression(rows: list[dict[str, Any]], path: str | os.PathLike[str], t
             ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), text, ha="center", va="bottom", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=11)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
-    return path
+    return save_png(fig, path)

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from vidlens.report.png import save_png
+
 SKIP = {"epoch", "lr", "seconds", "clips_per_s", "substitutions", "bad_batches", "val_substitutions",
         "val_num_videos", "train_loss", "val_loss"}
 
@@ -56,8 +58,4 @@ def plot_training_curves(history: list[dict[str, Any]], path: str | os.PathLike[
     ax_lr.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
-    return path
+    return save_png(fig, path)

@@ -9,6 +9,8 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from vidlens.report.png import save_png
+
 
 def plot_emotion_timeline(result: Any, path: str | Path) -> Path:
     """`result`: a `vidlens.tasks.emotion.EmotionResult`. Stacked emotion probabilities (whole video),
@@ -48,7 +50,4 @@ def plot_emotion_timeline(result: Any, path: str | Path) -> Path:
     if result.tracks or result.seconds:
         bottom.legend(loc="lower right", fontsize=7, ncol=3)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    return save_png(fig, path, dpi=110)

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vidlens.report.png import save_png
+
 if TYPE_CHECKING:
     from vidlens.features.table import FeatureTable
 
@@ -61,5 +63,4 @@ def plot_feature_curves(
         source = table.meta.get("source")
         title = f"features of {Path(source).name}" if source else "features"
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, format="png")
-    return path
+    return save_png(fig, path)

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from vidlens.report.png import save_png
+
 
 def plot_importance(times_s: np.ndarray, scores: np.ndarray, segments: Sequence[tuple[float, float, bool]],
                     path: str | Path, *, title: str = "") -> Path:
@@ -28,7 +30,4 @@ def plot_importance(times_s: np.ndarray, scores: np.ndarray, segments: Sequence[
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    return save_png(fig, path, dpi=110)

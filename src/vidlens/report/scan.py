@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from vidlens.report.png import save_png
+
 SPLIT_COLOURS = {"train": "#4C72B0", "val": "#DD8452", "test": "#55A868"}
 MAX_LABELLED_CLASSES = 60
 
@@ -75,9 +77,6 @@ def plot_scan_summary(summary: dict[str, Any], path: str | os.PathLike[str]) -> 
     ax.set_title(f"fps: {fps or '-'}\ncodecs: {codecs or '-'}   audio: {100 * summary.get('audio_share', 0):.0f}%", fontsize=9)
 
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
+    saved = save_png(fig, path)
     plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return saved

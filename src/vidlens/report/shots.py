@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vidlens.report.png import save_png
+
 KIND_COLORS = {"cut": "tab:red", "fade": "tab:purple", "dissolve": "tab:green", "wipe": "tab:brown"}
 # Top-panel curves, in drawing order: score name -> (label, colour).
 TOP_CURVES = {"cut": ("classic cut score", "tab:blue"), "learned": ("learned boundary probability", "tab:cyan"),
@@ -84,5 +86,4 @@ def plot_shot_scores(
     counts = ", ".join(f"{sum(b['kind'] == k for b in boundaries)} {k}" for k in KIND_COLORS
                        if any(b["kind"] == k for b in boundaries)) or "no boundaries"
     fig.suptitle(f"{title} ({counts})", fontsize=10)
-    fig.savefig(path, format="png")
-    return path
+    return save_png(fig, path)

@@ -6,6 +6,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from vidlens.report.png import save_png
+
 
 def plot_fold_fscores(f_scores: Sequence[float], path: str | os.PathLike[str], title: str = "") -> Path:
     """Bar chart of per-fold F-scores `(n_folds,)` in [0, 1] with the mean as a dashed line, written atomically to `path`."""
@@ -30,8 +32,4 @@ def plot_fold_fscores(f_scores: Sequence[float], path: str | os.PathLike[str], t
     ax.grid(axis="y", alpha=0.3)
     if title:
         ax.set_title(title, fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
-    return path
+    return save_png(fig, path)

@@ -9,6 +9,8 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from vidlens.report.png import save_png
+
 
 def plot_timeline(timeline: Any, path: str | Path, *, top: int = 6) -> Path:
     """`timeline`: a `vidlens.tasks.predictor.Timeline`. Curves of the `top` most likely labels, segments below."""
@@ -33,7 +35,4 @@ def plot_timeline(timeline: Any, path: str | Path, *, top: int = 6) -> Path:
     bar.set_xlabel("time (s)")
     bar.set_xlim(0, max(timeline.duration_s, float(timeline.centers_s[-1]) if len(timeline.centers_s) else 1.0))
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    return save_png(fig, path, dpi=110)
