@@ -137,6 +137,31 @@ def test_remove_then_reopen(built, tmp_path):
     again.close()
 
 
+def test_two_writers_on_one_index_keep_each_others_videos(built, media, tmp_path):
+    """Two handles on one index (two processes, or the service and the CLI), each with its vector stores already
+    loaded: the second writer must add to what the first wrote, not save its own stale copy over it."""
+    index = copy_of(built, tmp_path)
+    index.close()
+    first, second = VideoIndex.open(tmp_path / "idx"), VideoIndex.open(tmp_path / "idx")
+    clips = {}
+    for name, start in (("street_a", "2"), ("street_b", "6")):  # new content: 3 s cuts of the street clip
+        clips[name] = tmp_path / f"{name}.mp4"
+        ffmpeg("-ss", start, "-t", "3", "-i", media["street"], "-c:v", "libx264", "-preset", "veryfast", "-an", clips[name])
+    with single_thread():
+        first.info(), second.info()  # both load their stores now
+        assert first.add_videos([clips["street_a"]]).added
+        assert second.add_videos([clips["street_b"]]).added
+    first.close()
+    second.close()
+    again = VideoIndex.open(tmp_path / "idx")
+    info = again.info()
+    rows = again.conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
+    assert info["videos"] == 7 and info["visual_vectors"] == rows, (info, rows)
+    assert again.store("visual").ids().size == rows
+    assert again.find("street_a.mp4") and again.find("street_b.mp4")
+    again.close()
+
+
 def test_a_write_that_fails_before_its_commit_leaves_the_previous_index(built, media, tmp_path):
     """Simulate a crash after the vectors were saved but before the metadata commit."""
     index = copy_of(built, tmp_path)

@@ -22,7 +22,8 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -268,13 +269,17 @@ def _dir_bytes(path: Path) -> int:
 
 
 class VideoIndex:
-    """An index folder opened for reading and writing (one writer at a time: a lock file guards writes)."""
+    """An index folder opened for reading and writing (one writer at a time: a lock file guards writes).
+
+    Several handles may be open on one folder (the service and the CLI, two processes): each write takes the lock,
+    then drops any vector store another handle saved since this one loaded it, so it adds to what is on disk."""
 
     def __init__(self, path: Path, manifest: dict[str, Any], conn: sqlite3.Connection) -> None:
         self.path = path
         self.manifest = manifest
         self.conn = conn
         self._stores: dict[str, Any] = {}
+        self._seen: dict[str, tuple[int, int, int] | None] = {}  # store name -> its store file's identity when loaded
         self._models: IndexModels | None = None
         self._frames_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -353,8 +358,37 @@ class VideoIndex:
             from vidlens.tasks.retrieval.store import VectorStore
 
             folder = self.path / name
+            self._seen[name] = self._signature(name)
             self._stores[name] = VectorStore.open(folder) if folder.exists() else None
         return self._stores[name]
+
+    def _signature(self, name: str) -> tuple[int, int, int] | None:
+        """(inode, mtime ns, size) of the store's metadata file, which every save replaces; None when absent."""
+        from vidlens.tasks.retrieval.store import META_FILE
+
+        try:
+            st = (self.path / name / META_FILE).stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The write lock, with this handle brought up to date: stores another handle saved meanwhile are reopened
+        and the manifest re-read, so a write never saves a stale copy over someone else's."""
+        with _WriteLock(self.path):
+            for name in list(self._stores):
+                if self._seen.get(name) != self._signature(name):
+                    del self._stores[name]
+            try:
+                self.manifest = json.loads((self.path / "index.json").read_text())
+            except (OSError, ValueError):
+                pass  # keep the one read at open; a broken manifest is reported by open()
+            yield
+
+    def _save_store(self, name: str, store: Any) -> None:
+        store.save()
+        self._seen[name] = self._signature(name)
 
     # ------------------------------------------------------------------ adding
     def add_videos(self, paths: Iterable[str | os.PathLike[str]], *, text: dict[str, str] | None = None,
@@ -419,7 +453,7 @@ class VideoIndex:
             return []
         from vidlens.tasks.retrieval.store import VectorStore
 
-        with _WriteLock(self.path):
+        with self._writing():
             cur = self.conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
@@ -467,7 +501,7 @@ class VideoIndex:
         elif store.dim != rows.shape[1]:
             raise VidlensError(self.path, f"{name} vectors have {rows.shape[1]} dims, the index holds {store.dim}")
         store.add(ids, rows.astype(np.float32))
-        store.save()
+        self._save_store(name, store)
 
     def _key(self, digest: str) -> str:
         from vidlens.io.content import item_key
@@ -476,17 +510,24 @@ class VideoIndex:
 
     def _repair(self) -> None:
         """Drop vectors without a metadata row (left by a write that crashed before its commit)."""
-        known = {r[0] for r in self.conn.execute("SELECT id FROM segments")}
         for name in ("visual", "text"):
-            store = self.store(name)
-            if store is None or len(store) == 0:
+            if not len(self._stray(name)):
                 continue
-            ids = np.asarray(store.ids(), np.int64)
-            stray = ids[~np.isin(ids, np.fromiter(known, np.int64, len(known)))]
-            if len(stray):
-                with _WriteLock(self.path):
+            with self._writing():  # again under the lock: another writer may have committed those rows meanwhile
+                stray = self._stray(name)
+                if len(stray):
+                    store = self.store(name)
                     store.remove(stray)
-                    store.save()
+                    self._save_store(name, store)
+
+    def _stray(self, name: str) -> np.ndarray:
+        """Ids in the `name` store without a segment row."""
+        store = self.store(name)
+        if store is None or len(store) == 0:
+            return np.zeros(0, np.int64)
+        known = np.fromiter((r[0] for r in self.conn.execute("SELECT id FROM segments")), np.int64)
+        ids = np.asarray(store.ids(), np.int64)
+        return ids[~np.isin(ids, known)]
 
     def add_computed(self, folders: Iterable[str | os.PathLike[str]], *, text: dict[str, str] | None = None,
                      flush_every: int = 32) -> list[int]:
@@ -513,7 +554,7 @@ class VideoIndex:
         ids = sorted({r["id"] for r in rows if r is not None})
         if not ids:
             return 0
-        with _WriteLock(self.path):
+        with self._writing():
             marks = ",".join("?" * len(ids))
             seg = np.array([r[0] for r in self.conn.execute(f"SELECT id FROM segments WHERE video_id IN ({marks})", ids)],
                            np.int64)
@@ -529,7 +570,7 @@ class VideoIndex:
                 store = self.store(name)
                 if store is not None and len(seg):
                     store.remove(seg)
-                    store.save()
+                    self._save_store(name, store)
             for vid in ids:
                 (self.path / "frames" / f"{vid}.npy").unlink(missing_ok=True)
                 self._frames_cache.pop(vid, None)
