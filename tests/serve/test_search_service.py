@@ -4,8 +4,10 @@ indexed video; videos added and removed through /v1/index; bad uploads; the API 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -56,6 +58,11 @@ def search_server(footage, tmp_path_factory):
     with single_thread(), VideoIndex.create(tmp / "index") as index:
         report = index.add_videos([footage[n] for n in NAMES], text=USER_TEXT)
     assert len(report.added) == len(NAMES), report.to_json()
+    uploads = tmp / "index" / "uploads"  # what an index job killed at its timeout leaves: a copy with no row
+    uploads.mkdir()
+    shutil.copy(footage[NAMES[0]], uploads / "killed.mp4")
+    os.utime(uploads / "killed.mp4", (time.time() - 2 * 3600,) * 2)
+    shutil.copy(footage[NAMES[0]], uploads / "running.mp4")  # a job still running: too recent to be an orphan
     with running_server(tmp, "--no-summarize", "--no-emotion", "--index", str(tmp / "index"), "--workers", "1",
                         "--max-upload-mb", "5", "--job-timeout", "120", api_key=API_KEY) as server:
         server.index = tmp / "index"
@@ -74,6 +81,11 @@ def search(server, client: httpx.Client, *, path: Path | None = None, **data) ->
 
 def names(job: dict) -> list[str]:
     return [h["video"] for h in job["result"]["hits"]]
+
+
+def test_a_killed_jobs_upload_copy_is_swept_at_start_and_a_recent_one_kept(search_server):
+    uploads = search_server.index / "uploads"
+    assert not (uploads / "killed.mp4").exists() and (uploads / "running.mp4").exists()
 
 
 def test_info_and_listing_show_the_index(search_server):

@@ -73,9 +73,10 @@ class ServiceRuntime:
         index = None
         try:
             if config.index:
-                from vidlens.serve.search import IndexHandle, ensure_index
+                from vidlens.serve.search import IndexHandle, ensure_index, sweep_uploads
 
                 ensure_index(config.index)
+                sweep_uploads(config.index, older_than_s=max(2 * config.job_timeout_s, 3600.0))  # killed jobs' copies
                 index = IndexHandle(config.index)
             store = (JobStore(work_dir / "jobs", config.max_jobs, db=work_dir / DB_NAME) if config.keeps_jobs
                      else JobStore(work_dir, config.max_jobs))

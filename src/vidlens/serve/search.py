@@ -8,7 +8,8 @@ and the reads and removals the server answers itself.
   `results.json|csv`, `sheet.png` and a thumbnail per hit) and `index` (an upload added to the index).
 - Writes never use a cached index: each opens the index afresh, so its stores are read inside the index's
   write lock (`INDEX/.lock`) and one writer cannot save over another's vectors. Uploaded videos are kept
-  in `INDEX/uploads/` (search results show their frames); removing one deletes that copy too.
+  in `INDEX/uploads/` (search results show their frames); removing one deletes that copy too, and a copy left by
+  a job killed before its commit is deleted when a server next starts on the index (`sweep_uploads`).
 - Results carry no server paths: a hit's `video` is the file name it was indexed under (`video_id` is unique).
 """
 
@@ -209,6 +210,32 @@ def _thumbnails(hits: list[Any], out: Path) -> dict[str, Path]:
         cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
         files[f"hits/{i}.jpg"] = path
     return files
+
+
+def sweep_uploads(index_path: str | os.PathLike[str], older_than_s: float) -> list[Path]:
+    """Delete the files in INDEX/uploads/ that no indexed video refers to and that are older than `older_than_s`:
+    copies left by an index job killed (e.g. at its timeout) between keeping the upload and committing it. A job
+    still running is younger than its timeout, so its copy is never touched. Returns the files removed."""
+    import time
+
+    from vidlens.tasks.retrieval.index import VideoIndex
+
+    folder = Path(index_path) / UPLOADS
+    if not folder.is_dir():
+        return []
+    with VideoIndex.open(index_path) as index:
+        used = {Path(row[0]).resolve() for row in index.conn.execute("SELECT path FROM videos")}
+    removed = []
+    now = time.time()
+    for path in sorted(folder.iterdir()):
+        try:
+            stale = path.is_file() and path.resolve() not in used and now - path.stat().st_mtime > older_than_s
+        except OSError:
+            continue
+        if stale:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def run_add(handle: IndexHandle, upload: Path, out: Path, name: str, options: dict[str, Any],
