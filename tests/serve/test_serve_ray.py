@@ -111,3 +111,33 @@ def test_private_ray_of_one_server_survives_kill_9_and_answers_as_the_local_engi
                 assert client.get(job["artifacts"]["summary.mp4"]).status_code == 200
     assert done[1]["result"] == reference["result"] and set(done[1]["artifacts"]) == set(reference["artifacts"])
     assert "Traceback" not in second.log.read_text()
+
+
+def test_search_and_index_jobs_on_the_ray_engine_answer_as_the_local_library(cluster, tmp_path):
+    """`--engine ray --index`: the actor pool loads the index and its models; a text search gives the library's
+    ranking, an upload added through `/v1/index` is found by a clip cut from it, and the index on disk holds it."""
+    from vidlens.tasks.retrieval.index import VideoIndex
+    from vidlens.tasks.retrieval.search import search_text
+    from vidlens.testing import single_thread
+
+    from .test_search_service import NAMES, USER_TEXT, cut, names, search, sources
+
+    media = sources()
+    footage = {name: cut(media[name], tmp_path / name, 0, 6) for name in (*NAMES[:3], "tree.mp4")}
+    with single_thread(), VideoIndex.create(tmp_path / "index") as index:
+        assert len(index.add_videos([footage[n] for n in NAMES[:3]], text=USER_TEXT).added) == 3
+        reference = [Path(h.video).name for h in search_text(index, "people walking down a street", k=3).hits]
+    (tmp_path / "srv").mkdir()
+    args = ("--engine", "ray", "--address", cluster, "--workers", "1", "--no-summarize", "--no-emotion",
+            "--index", str(tmp_path / "index"))
+    query = cut(footage["tree.mp4"], tmp_path / "tree-part.mp4", 1.0, 3.0, width=200)
+    with running_server(tmp_path / "srv", *args) as srv, srv.client() as client:
+        assert names(search(srv, client, text="people walking down a street", k=3)) == reference
+        r = client.post("/v1/index", files={"file": ("tree.mp4", footage["tree.mp4"].read_bytes())})
+        assert r.status_code == 202, r.text
+        added = srv.wait(client, r.json()["id"])
+        assert added["status"] == "done" and added["result"]["status"] == "added", added
+        assert names(search(srv, client, path=query, k=2))[0] == "tree.mp4"
+    with VideoIndex.open(tmp_path / "index") as index:
+        assert index.find("tree.mp4") is not None and index.info()["videos"] == 4
+    assert "Traceback" not in srv.log.read_text()
