@@ -24,6 +24,7 @@ from vidlens.tasks.predictor import VideoClassifier
 from vidlens.testing import make_bad_files
 
 from .conftest import API_KEY, CLASSES, VIDLENS, running_server
+from .test_browser import browser, status_is, wait_for  # noqa: F401 - the browser fixture
 
 
 def videos_of(actions: Path, label: str) -> list[Path]:
@@ -317,7 +318,7 @@ def av_checkpoint(tmp_path_factory) -> Path:
     return root / "run" / "best.pt"
 
 
-def test_emotion_folder_job_and_av_model(av_checkpoint, face_video, tmp_path):
+def test_emotion_folder_job_and_av_model(av_checkpoint, face_video, tmp_path, browser):  # noqa: F811 - the fixture
     """--av-model loaded once per worker; one upload = the job as before (plus av_probs); several
     uploads = one folder job with per-video results and summary.csv; nothing readable = 415; POST /v1/explain
     explains the audio-visual model as the library does."""
@@ -398,6 +399,23 @@ def test_emotion_folder_job_and_av_model(av_checkpoint, face_video, tmp_path):
             refused = client.post("/v1/explain", data={"model": "classifier"},
                                   files={"file": ("astronaut.mkv", open(face_video, "rb"), "video/x-matroska")})
             assert refused.status_code == 503 and "--checkpoint" in refused.json()["detail"]
+
+        # the page offers "explain" with the emotion task and shows which modality carried the decision
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import Select
+
+        browser.get(server.url)
+        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#task option"))
+        Select(browser.find_element(By.ID, "task")).select_by_value("emotion")
+        assert browser.find_element(By.ID, "explain-option").is_displayed()
+        browser.find_element(By.ID, "file").send_keys(str(face_video))
+        browser.find_element(By.ID, "explain").click()
+        Select(browser.find_element(By.ID, "explain-method")).select_by_value("occlusion")
+        browser.find_element(By.ID, "submit").click()
+        assert wait_for(browser, status_is("done", "failed", "rejected"), 90) == "done"
+        assert " by occlusion over " in browser.find_element(By.ID, "explain-facts").text
+        shares = browser.find_element(By.ID, "explain-modalities").text
+        assert shares.startswith("carried by: ") and "video" in shares and "audio" in shares
     assert "Traceback" not in server.log.read_text()
 
 
