@@ -56,9 +56,9 @@ def test_healthz_is_open_and_everything_else_needs_the_key(server):
     assert httpx.get(f"{server.url}/v1/info", headers={"X-API-Key": "wrong-key-000"}).status_code == 401
     assert httpx.get(f"{server.url}/v1/info", headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 200
     # A browser: the key in the address once, then a cookie for the page's own requests.
-    with httpx.Client(base_url=server.url) as browser:
-        assert browser.get("/docs", params={"api_key": API_KEY}).status_code == 200
-        spec = browser.get("/openapi.json")
+    with httpx.Client(base_url=server.url) as web:
+        assert web.get("/docs", params={"api_key": API_KEY}).status_code == 200
+        spec = web.get("/openapi.json")
         assert spec.status_code == 200
         assert {"/v1/classify", "/v1/summarize", "/v1/emotion", "/v1/jobs/{job_id}", "/healthz"} <= set(spec.json()["paths"])
     with server.client() as client:
