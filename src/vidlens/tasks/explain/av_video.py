@@ -89,7 +89,8 @@ def explain_av_video(
     `clips`: windows explained (default: to tile the video, at most 10). Errors as `explain_video`'s."""
     from vidlens.io import frame_index, probe, read_audio, read_clip
     from vidlens.tasks.audiovisual import SAMPLE_RATE, window_frames, window_mel
-    from vidlens.tasks.explain.video import MIN_FRAMES, VideoExplanation, _combine, merged_notes, per_second, resolve_target
+    from vidlens.tasks.explain.video import (MIN_FRAMES, VideoExplanation, combine_clips, merged_notes, per_second,
+                                             resolve_target)
 
     if isinstance(av, (str, os.PathLike)):
         av = AVCheckpoint(av)
@@ -121,7 +122,10 @@ def explain_av_video(
     audio = None
     if spec.fusion != "video":
         if info.has_audio:
-            audio = read_audio(path, SAMPLE_RATE, mono=True)
+            try:
+                audio = read_audio(path, SAMPLE_RATE, mono=True)
+            except VidlensError as exc:  # a broken audio track: the model hears silence, and the notes say so
+                notes.append(f"audio unreadable ({exc.reason}): the model heard silence")
         else:
             notes.append("no audio track: the model heard silence")
         mels = torch.from_numpy(np.stack([window_mel(audio, float(s), spec) for s in starts]))  # (C,1,n_mels,frames)
@@ -140,7 +144,7 @@ def explain_av_video(
         explained.append(explain_clip(av.model, clip_input(i), target=k, method=method, **options))
         if progress is not None:
             progress(i + 1, len(starts))
-    result = _combine(explained, frames, times, clip_all[:, k])
+    result = combine_clips(explained, frames, times, clip_all[:, k])
     ends = np.minimum(starts + clip_s, duration)
     seconds, temporal, covered = per_second(result["times"], result["importance"], duration, starts, ends)
     shares = [c.modalities for c in explained if c.modalities]

@@ -225,7 +225,7 @@ def explain_video(
         explained.append(explain_clip(model, batch[i : i + 1].clone(), target=k, method=method, **options))
         if progress is not None:
             progress(i + 1, len(batch))
-    result = _combine(explained, frames, times, clip_all[:, k])
+    result = combine_clips(explained, frames, times, clip_all[:, k])
     tick_s = 1.0 / (member.sampler.fps or info.fps or 25.0)
     starts = times[frames.min(axis=1)]
     ends = np.minimum(times[frames.max(axis=1)] + tick_s, max(info.duration_s, float(times[-1]) + tick_s))
@@ -247,7 +247,7 @@ def explain_video(
     )
 
 
-def _combine(explained: list[ClipExplanation], frames: np.ndarray, times: np.ndarray,
+def combine_clips(explained: list[ClipExplanation], frames: np.ndarray, times: np.ndarray,
              clip_probs: np.ndarray) -> dict[str, Any]:
     """Per unique source frame: heat (weighted mean over the clips that hold it) and importance (summed)."""
     unique, inverse = np.unique(frames.reshape(-1), return_inverse=True)
