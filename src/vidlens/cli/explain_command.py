@@ -16,11 +16,12 @@ from rich.markup import escape
 
 from vidlens.cli.common import console, make_progress
 
-METHODS = ("gradcam", "gradcam++", "occlusion", "integrated-gradients", "attention")
+METHODS = ("gradcam", "gradcam++", "occlusion", "integrated-gradients", "attention", "hirescam")
 METHOD_HELP = ("default: gradcam (occlusion for audio-visual fusion models). "
                "gradcam | gradcam++ (gradients at the last conv that keeps time; frame models: per frame, with the "
                "temporal head's attention), occlusion (what changes when frames/patches are hidden), "
-               "integrated-gradients (pixel attributions), attention (the temporal head's weights only).")
+               "integrated-gradients (pixel attributions), attention (the temporal head's weights only), hirescam "
+               "(gradient x activation per place: no averaging that can cancel).")
 
 
 def check_method(method: str | None) -> str | None:

@@ -1,7 +1,7 @@
 """`POST /v1/explain` (added to the app by `create_app`): where and when the served classifier looked.
 
 Multipart `file` (a video, checked like every upload: 413/400/415) plus `method` (gradcam, gradcam++,
-occlusion, integrated-gradients, attention; default gradcam, occlusion for the audio-visual model), `model`
+occlusion, integrated-gradients, attention, hirescam; default gradcam, occlusion for the audio-visual model), `model`
 (`classifier`, the `--checkpoint`, or `av`, the `--av-model`; default the classifier when there is one),
 optional `target` (a label; default: the predicted one), `clips` and `top_k` -> 202 and a job of kind `explain`
 behind the same API key, queue and limits as the other jobs. The finished job's `result` holds the
@@ -17,7 +17,7 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import JSONResponse
 
 __all__ = ["add_explain_routes"]
-Method = Literal["gradcam", "gradcam++", "occlusion", "integrated-gradients", "attention"]
+Method = Literal["gradcam", "gradcam++", "occlusion", "integrated-gradients", "attention", "hirescam"]
 
 
 def add_explain_routes(app: FastAPI, rt: Callable[[], Any], accept: Callable[..., JSONResponse],

@@ -111,3 +111,16 @@ def test_frame_temporal_and_transformer_families():
     swin = build_model("swin3d_t", 3, load_weights=False, embed_dim=12, depths=[1, 1], num_heads=[1, 2], window_size=[2, 4, 4])
     s = explain_clip(swin, torch.randn(1, 4, 3, 32, 32), method="gradcam++")
     assert s.heat.shape == (4, 32, 32) and np.isfinite(s.heat).all()
+
+
+def test_hirescam_at_a_finer_layer_points_at_the_object_well_above_an_untrained_net(c3d):
+    """HiResCAM (gradient x activation per place, nothing averaged) at `stages.2`: measured 0.86 / 0.92 / 0.97 / 0.90
+    over training seeds 0-3 against 0.40-0.59 for untrained nets (docs/explain.md, Sanity checks)."""
+    model, xt, yt, pt = c3d
+    e = explain_clip(model, xt[:1], target=int(yt[0]), method="hirescam", layer="stages.2")
+    assert e.method == "hirescam" and e.notes[0].startswith("HiResCAM on stages.2")
+    trained = pointing(model, xt, yt, pt, "hirescam", layer="stages.2")
+    torch.manual_seed(50)
+    untrained = pointing(build_model("c3d", len(CLASSES), load_weights=False, width=0.25).eval(), xt, yt, pt, "hirescam",
+                         layer="stages.2")
+    assert trained >= 0.8 and trained - untrained >= 0.15, (trained, untrained)

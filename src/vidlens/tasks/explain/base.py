@@ -38,7 +38,7 @@ class ClipExplanation:
     notes: list[str] = field(default_factory=list)  # how it was made
 
 
-EXPLAIN_METHODS = ("gradcam", "gradcam++", "occlusion", "integrated-gradients", "attention")
+EXPLAIN_METHODS = ("gradcam", "gradcam++", "occlusion", "integrated-gradients", "attention", "hirescam")
 EXPLAINERS: dict[str, Callable[..., ClipExplanation]] = {}
 BUILTIN_MODULES = (
     "vidlens.tasks.explain.gradcam",

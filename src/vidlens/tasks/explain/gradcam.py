@@ -1,4 +1,4 @@
-"""Grad-CAM and Grad-CAM++ for every video model family, with forward hooks and `torch.autograd.grad`.
+"""Grad-CAM, Grad-CAM++ and HiResCAM for every video model family, with forward hooks and `torch.autograd.grad`.
 
 - 3D CNNs (`c3d`, `r3d_18`, `mc3_18`, `r2plus1d_18`, `s3d`): the activation after the last `Conv3d` whose
   output still has time (T' > 1; its BatchNorm/ReLU/residual/concatenation, up to the next change of
@@ -135,9 +135,12 @@ def _pick(calls: list[_Call], layer: str | None, ndim: int, what: str) -> _Call:
     return calls[end]
 
 
-def _weights(a: Tensor, g: Tensor, plus: bool, dims: tuple[int, ...]) -> Tensor:
-    """Channel weights `(N,K,1..)` from activations/gradients `(N,K,...)` over `dims`."""
-    if not plus:
+CAM_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "hirescam": "HiResCAM"}
+
+
+def _weights(a: Tensor, g: Tensor, mode: str, dims: tuple[int, ...]) -> Tensor:
+    """Channel weights `(N,K,1..)` from activations/gradients `(N,K,...)` over `dims` (gradcam, gradcam++)."""
+    if mode == "gradcam":
         return g.mean(dim=dims, keepdim=True)
     g2, g3 = g.pow(2), g.pow(3)
     denom = 2 * g2 + a.sum(dim=dims, keepdim=True) * g3
@@ -145,9 +148,12 @@ def _weights(a: Tensor, g: Tensor, plus: bool, dims: tuple[int, ...]) -> Tensor:
     return (alpha * g.clamp_min(0)).sum(dim=dims, keepdim=True)
 
 
-def _cam(a: Tensor, g: Tensor, plus: bool, dims: tuple[int, ...]) -> Tensor:
-    """`(N,K,...)` activations and gradients -> `(N,...)` ReLU(sum_k w_k A_k)."""
-    return F.relu((_weights(a, g, plus, dims) * a).sum(dim=1))
+def _cam(a: Tensor, g: Tensor, mode: str, dims: tuple[int, ...]) -> Tensor:
+    """`(N,K,...)` activations and gradients -> `(N,...)` ReLU(sum_k w_k A_k); HiResCAM (Draelos & Carin 2020):
+    ReLU(sum_k g_k * A_k) element-wise, no averaging of the gradient over places or time."""
+    if mode == "hirescam":
+        return F.relu((g * a).sum(dim=1))
+    return F.relu((_weights(a, g, mode, dims) * a).sum(dim=1))
 
 
 SCORES = ("log-odds", "logit")
@@ -180,23 +186,23 @@ def _zeros_like_none(grads: tuple[Tensor | None, ...], tensors: list[Tensor]) ->
 # ---------------------------------------------------------------- 3D CNNs and video transformers
 
 
-def _video3d(model: nn.Module, clip: Tensor, target: int, plus: bool, layer: str | None, score: str) -> tuple[Tensor, list[str]]:
+def _video3d(model: nn.Module, clip: Tensor, target: int, mode: str, layer: str | None, score: str) -> tuple[Tensor, list[str]]:
     """-> `(T',h,w)` cam and notes, for 3D CNNs and video transformers."""
     from vidlens.models.video3d import MViTModel, Swin3DModel
 
     x = _input(clip)
     if isinstance(model, (Swin3DModel, MViTModel)) and layer is None:
-        return _transformer_cam(model, x, target, plus, score)
+        return _transformer_cam(model, x, target, mode, score)
     with _record(model, "", 5) as calls:
         logits = model(x)
     call = _pick(calls, layer, 5, type(model).__name__)
     (g,) = _zeros_like_none(_grads(_score(logits, target, score), [call.output], call.name), [call.output])
-    cam = _cam(call.output.detach(), g, plus, (2, 3, 4))[0]
+    cam = _cam(call.output.detach(), g, mode, (2, 3, 4))[0]
     t1, h1, w1 = cam.shape
-    return cam, [f"{'Grad-CAM++' if plus else 'Grad-CAM'} on {call.name or 'input'} ({t1}x{h1}x{w1} map, T'xh'xw')"]
+    return cam, [f"{CAM_NAMES[mode]} on {call.name or 'input'} ({t1}x{h1}x{w1} map, T'xh'xw')"]
 
 
-def _transformer_cam(model: nn.Module, x: Tensor, target: int, plus: bool, score: str) -> tuple[Tensor, list[str]]:
+def _transformer_cam(model: nn.Module, x: Tensor, target: int, mode: str, score: str) -> tuple[Tensor, list[str]]:
     from vidlens.models.video3d import MViTModel
 
     store: dict[str, Any] = {}
@@ -227,14 +233,14 @@ def _transformer_cam(model: nn.Module, x: Tensor, target: int, plus: bool, score
     else:
         a = tokens.detach()
     a, g = a.permute(0, 4, 1, 2, 3), g.permute(0, 4, 1, 2, 3)  # (1,C,T',h,w)
-    cam = _cam(a, g, plus, (2, 3, 4))[0]
-    return cam, [f"{'Grad-CAM++' if plus else 'Grad-CAM'} on {name} ({'x'.join(map(str, cam.shape))} map, T'xh'xw')"]
+    cam = _cam(a, g, mode, (2, 3, 4))[0]
+    return cam, [f"{CAM_NAMES[mode]} on {name} ({'x'.join(map(str, cam.shape))} map, T'xh'xw')"]
 
 
 # ---------------------------------------------------------------- frame + temporal models
 
 
-def _frame_temporal(model: nn.Module, clip: Tensor, target: int, plus: bool, layer: str | None, score: str,
+def _frame_temporal(model: nn.Module, clip: Tensor, target: int, mode: str, layer: str | None, score: str,
                     per_frame: bool) -> tuple[Tensor, np.ndarray, list[str]]:
     """-> `(T,h,w)` per-frame cams, `(T,)` temporal weights, notes."""
     from vidlens.tasks.explain.attention import attention_head, head_attention
@@ -248,11 +254,11 @@ def _frame_temporal(model: nn.Module, clip: Tensor, target: int, plus: bool, lay
     g_act, g_f = _zeros_like_none(_grads(_score(logits, target, score), [call.output, f], call.name), [call.output, f])
     a = call.output.detach()
     if per_frame:  # each frame its own channel weights (2D Grad-CAM frame by frame)
-        cams = _cam(a, g_act, plus, (2, 3))
+        cams = _cam(a, g_act, mode, (2, 3))
     else:  # one set of channel weights for the clip, as for 3D CNNs: frames stay comparable
-        cams = _cam(a.transpose(0, 1)[None], g_act.transpose(0, 1)[None], plus, (2, 3, 4))[0]
+        cams = _cam(a.transpose(0, 1)[None], g_act.transpose(0, 1)[None], mode, (2, 3, 4))[0]
     kind = attention_head(model)
-    notes = [f"{'Grad-CAM++' if plus else 'Grad-CAM'} on {call.name} per frame ({cams.shape[1]}x{cams.shape[2]} map)"]
+    notes = [f"{CAM_NAMES[mode]} on {call.name} per frame ({cams.shape[1]}x{cams.shape[2]} map)"]
     if kind is not None:
         temporal = normalise_temporal(head_attention(model, f.detach())[0])
         notes.append("temporal: " + ("RNN attention pooling weights" if kind == "rnn" else
@@ -277,14 +283,16 @@ def _position_grid(encoder: nn.Module) -> int:
     return max(cells)
 
 
-def _limit_notes(model: nn.Module, family: str, grid: tuple[int, ...], size: tuple[int, int]) -> list[str]:
-    """Notes on what this map cannot show: too coarse a grid, cancelling channel weights of position-reading heads."""
+def _limit_notes(model: nn.Module, family: str, grid: tuple[int, ...], size: tuple[int, int],
+                 averaged: bool = True) -> list[str]:
+    """Notes on what this map cannot show: too coarse a grid, cancelling channel weights of position-reading heads
+    (`averaged`: the variant averages gradients into channel weights; HiResCAM does not)."""
     notes = []
     h1, w1 = grid[-2:]
     if min(h1, w1) < 4:
         notes.append(f"coarse map ({h1}x{w1}): the peak is placed to a cell of ~{size[0] / h1:.0f}x{size[1] / w1:.0f} px "
                      "at best; a larger input or `layer=` gives a finer map")
-    if family == "frame+temporal":
+    if family == "frame+temporal" and averaged:
         g = _position_grid(model.encoder)
         if g > 1:
             notes.append(f"the encoder keeps a {g}x{g} grid of positions for the temporal head: a channel can be evidence "
@@ -304,11 +312,14 @@ def _applies(model: nn.Module) -> bool:
 
 
 def grad_cam(model: nn.Module, clip: Tensor, target: int, *, plus: bool = False, layer: str | None = None,
-             score: str | None = None, per_frame: bool = False) -> ClipExplanation:
-    """Grad-CAM (`plus=False`) or Grad-CAM++ of one clip `(1,T,C,H,W)` for class `target`.
+             score: str | None = None, per_frame: bool = False, method: str | None = None) -> ClipExplanation:
+    """Grad-CAM (`plus=False`) or Grad-CAM++ of one clip `(1,T,C,H,W)` for class `target`; `method` names the
+    variant instead ("gradcam", "gradcam++" or "hirescam").
 
     Returns heat `(T,H,W)` in [0,1] and a temporal curve `(T,)` (see the module doc per family)."""
-    method = "gradcam++" if plus else "gradcam"
+    method = method or ("gradcam++" if plus else "gradcam")
+    if method not in CAM_NAMES:
+        raise ConfigError(None, f"unknown CAM variant {method!r}; use one of: {', '.join(CAM_NAMES)}")
     if score is None:
         score = "logit" if getattr(model, "multi_label", False) else "log-odds"
     if score not in SCORES:
@@ -318,16 +329,16 @@ def grad_cam(model: nn.Module, clip: Tensor, target: int, *, plus: bool = False,
         raise not_applicable(method, model, "Grad-CAM needs a video model with convolutional or token feature maps")
     t, _, h, w = clip.shape[1:]
     if family == "frame+temporal":
-        cams, temporal, notes = _frame_temporal(model, clip, target, plus, layer, score, per_frame)
+        cams, temporal, notes = _frame_temporal(model, clip, target, method, layer, score, per_frame)
         heat = F.interpolate(cams[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
         grid = tuple(cams.shape[1:])
     else:
-        cam, notes = _video3d(model, clip, target, plus, layer, score)
+        cam, notes = _video3d(model, clip, target, method, layer, score)
         heat = F.interpolate(cam[None, None], size=(t, h, w), mode="trilinear", align_corners=False)[0, 0]
         temporal = normalise_temporal(heat.clamp_min(0).sum(dim=(1, 2)))
         notes.append("temporal: heat mass per frame")
         grid = tuple(cam.shape)
-    notes += _limit_notes(model, family, grid, (h, w))
+    notes += _limit_notes(model, family, grid, (h, w), averaged=method != "hirescam")
     notes.append(f"explained score: the target's {'logit' if score == 'logit' else 'log-odds against the other classes'}")
     heat = normalise_heat(heat.clamp_min(0))
     if not heat.any():
@@ -347,3 +358,11 @@ def explain_gradcam_plus(model: nn.Module, clip: Any, target: int, *, layer: str
                          score: str | None = None, per_frame: bool = False) -> ClipExplanation:
     """Grad-CAM++ (Chattopadhay et al. 2018): positive-gradient, second-order channel weights."""
     return grad_cam(model, clip, target, plus=True, layer=layer, score=score, per_frame=per_frame)
+
+
+@register_explainer("hirescam", applies=_applies)
+def explain_hirescam(model: nn.Module, clip: Any, target: int, *, layer: str | None = None,
+                     score: str | None = None, per_frame: bool = False) -> ClipExplanation:
+    """HiResCAM (Draelos & Carin 2020): gradient x activation summed over channels at every place and time, so
+    evidence at one place is not cancelled by evidence against at another (`per_frame` changes nothing here)."""
+    return grad_cam(model, clip, target, method="hirescam", layer=layer, score=score, per_frame=per_frame)
