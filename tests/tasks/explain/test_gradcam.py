@@ -111,6 +111,9 @@ def test_frame_temporal_and_transformer_families():
     swin = build_model("swin3d_t", 3, load_weights=False, embed_dim=12, depths=[1, 1], num_heads=[1, 2], window_size=[2, 4, 4])
     s = explain_clip(swin, torch.randn(1, 4, 3, 32, 32), method="gradcam++")
     assert s.heat.shape == (4, 32, 32) and np.isfinite(s.heat).all()
+    for model, clip in ((gru, x), (swin, torch.randn(1, 4, 3, 32, 32))):  # HiResCAM on both families too
+        h = explain_clip(model, clip, method="hirescam")
+        assert h.method == "hirescam" and h.heat.shape == clip.shape[1:2] + clip.shape[3:] and np.isfinite(h.heat).all()
 
 
 def test_hirescam_at_a_finer_layer_points_at_the_object_well_above_an_untrained_net(c3d):
