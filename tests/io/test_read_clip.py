@@ -77,14 +77,14 @@ def test_frame_out_of_range_is_a_clear_error(format_videos):
 def test_seeks_instead_of_decoding_from_the_start(long_gop_video, monkeypatch):
     """Frames near the end of a 600-frame file cost about one GOP (50 frames) of decoding, not 600."""
     decoded = {"n": 0}
-    real = reader._decode_packets
+    real = reader.decode_packets
 
     def counting(*args, **kwargs):
         for frame in real(*args, **kwargs):
             decoded["n"] += 1
             yield frame
 
-    monkeypatch.setattr(reader, "_decode_packets", counting)
+    monkeypatch.setattr(reader, "decode_packets", counting)
     clip = read_clip(long_gop_video, [560, 590, 595])
     assert decoded_indices(clip) == [560, 590, 595]
     assert decoded["n"] <= 60

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import av
 
@@ -20,6 +21,13 @@ OPEN_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 10.0
 # A file whose packets keep failing to decode is given up on rather than ground through.
 MAX_CONSECUTIVE_ERRORS = 200
+
+
+@dataclass
+class DamagedPackets:
+    """How many packets a decode loop (`reader.decode_packets`) skipped: undecodable packets, a demuxer that failed."""
+
+    count: int = 0
 
 URL_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 

@@ -5,42 +5,20 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import av
 import numpy as np
 
 from vidlens.errors import VideoDecodeError
-from vidlens.io._open import MAX_CONSECUTIVE_ERRORS, av_reason, open_input
-from vidlens.io.reader import PartialDecodeWarning
-
-
-@dataclass
-class DamagedPackets:
-    """How many audio packets `audio_frames` skipped (undecodable packets, a demuxer that failed)."""
-
-    count: int = 0
+from vidlens.io._open import DamagedPackets, av_reason, open_input
+from vidlens.io.reader import PartialDecodeWarning, decode_packets
 
 
 def audio_frames(container: av.container.InputContainer, stream: av.audio.stream.AudioStream,
                  damaged: DamagedPackets) -> Iterator[av.AudioFrame]:
-    """Decoded frames of one audio stream in file order. Damaged packets are skipped and counted in `damaged`;
-    decoding stops after MAX_CONSECUTIVE_ERRORS damaged packets in a row or when demuxing itself fails."""
-    consecutive = 0
-    try:
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.FFmpegError:
-                damaged.count += 1
-                consecutive += 1
-                if consecutive > MAX_CONSECUTIVE_ERRORS:
-                    return
-                continue
-            consecutive = 0
-            yield from frames
-    except (av.FFmpegError, OSError):
-        damaged.count += 1
+    """Decoded frames of one audio stream in file order, with the video reader's damaged-packet policy
+    (`reader.decode_packets`: skipped and counted in `damaged`, stop after a long run of them)."""
+    return decode_packets(container, stream, damaged)
 
 
 def read_audio(

@@ -23,7 +23,7 @@ import av
 import numpy as np
 
 from vidlens.errors import VideoDecodeError
-from vidlens.io._open import MAX_CONSECUTIVE_ERRORS, is_url, open_input, set_decoder_threads
+from vidlens.io._open import MAX_CONSECUTIVE_ERRORS, DamagedPackets, is_url, open_input, set_decoder_threads
 from vidlens.io.convert import FrameConverter, Size
 from vidlens.io.index import SEQUENTIAL, FrameIndex, frame_index, needs_decode_order
 
@@ -45,10 +45,11 @@ class Frame:
     image: np.ndarray
 
 
-def _decode_packets(
-    container, stream, path: str, report: list[int], wanted: AbstractSet[int] | None = None
-) -> Iterator[av.VideoFrame]:
-    """Decoded frames of `stream` from the current position; bad packets are counted in `report[0]`.
+def decode_packets(
+    container, stream, damaged: DamagedPackets, wanted: AbstractSet[int] | None = None
+) -> Iterator[av.VideoFrame | av.AudioFrame]:
+    """Decoded frames of `stream` (video or audio) from the current position. Damaged packets are skipped and
+    counted in `damaged`; decoding stops after MAX_CONSECUTIVE_ERRORS of them in a row or when demuxing fails.
 
     `wanted`: the pts of the frames asked for. Other packets are decoded only as references for
     them, so their non-reference frames (which nothing else needs) are skipped: less decoding per
@@ -67,7 +68,7 @@ def _decode_packets(
             try:
                 frames = packet.decode()
             except av.FFmpegError:
-                report[0] += 1
+                damaged.count += 1
                 consecutive += 1
                 if consecutive > MAX_CONSECUTIVE_ERRORS:
                     return
@@ -76,7 +77,7 @@ def _decode_packets(
             yield from frames
     except (av.FFmpegError, OSError):
         # The container itself is damaged from here on: end of what can be read.
-        report[0] += 1
+        damaged.count += 1
     finally:
         if skipping:
             context.skip_frame = "DEFAULT"
@@ -147,7 +148,7 @@ def _decode_at(
     # Skipping non-reference frames by packet pts is only sound when packet pts identify frames.
     wanted_pts = frozenset(int(p) for p in index.pts[unique]) if index.order == "pts" else None
     out: dict[int, np.ndarray] = {}
-    report = [0]
+    damaged = DamagedPackets()
     unseekable = False
     with open_input(path) as container:
         stream = container.streams.video[0]
@@ -163,7 +164,7 @@ def _decode_at(
                 unseekable = True
                 break
             first, exhausted = True, True
-            for frame in _decode_packets(container, stream, path, report, wanted=wanted_pts):
+            for frame in decode_packets(container, stream, damaged, wanted=wanted_pts):
                 n = index.number_of(frame.pts if frame.pts is not None else frame.dts)
                 if n is None:
                     continue
@@ -192,7 +193,7 @@ def _decode_at(
                 break
     if unseekable:
         return _decode_sequential(path, index, unique, convert, threads)
-    return out, report[0]
+    return out, damaged.count
 
 
 def _seek(container, stream, ts: int) -> bool:
@@ -209,17 +210,17 @@ def _decode_sequential(
     """Decode from the start; frames are numbered by their pts, or by counting when pts cannot tell them apart."""
     wanted = {int(i) for i in unique}
     out: dict[int, np.ndarray] = {}
-    report = [0]
+    damaged = DamagedPackets()
     with open_input(path) as container:
         stream = container.streams.video[0]
         set_decoder_threads(stream, threads)
-        for count, frame in enumerate(_decode_packets(container, stream, path, report)):
+        for count, frame in enumerate(decode_packets(container, stream, damaged)):
             n = count if index.order == SEQUENTIAL else index.number_of(frame.pts)
             if n in wanted:
                 out[n] = convert(frame)
                 if len(out) == len(wanted):
                     break
-    return out, report[0]
+    return out, damaged.count
 
 
 def iter_frames(
@@ -248,7 +249,7 @@ def iter_frames(
     if fps is not None and fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     convert = FrameConverter(size, keep_aspect)
-    report = [0]
+    damaged = DamagedPackets()
     yielded = 0
     with open_input(path) as container:
         stream = container.streams.video[0]
@@ -274,13 +275,13 @@ def iter_frames(
         header_frames = int(stream.frames or 0)
         decoded = 0
         last_fidx = -1
-        for frame in _decode_packets(container, stream, path, report):
+        for frame in decode_packets(container, stream, damaged):
             decoded += 1
             fpts = frame.pts if frame.pts is not None else frame.dts
             if origin is None:
                 origin = int(fpts) if fpts is not None else 0
             counter += 1
-            if report[0] and index is None and not is_url(path):
+            if damaged.count and index is None and not is_url(path):
                 # Packets were lost: counting frames no longer gives their index; the packet index does.
                 index = frame_index(path)
             if index is not None and index.order != SEQUENTIAL:
@@ -327,10 +328,10 @@ def iter_frames(
                 yielded += 1
                 yield Frame(pending[0], round(next_tick, 6), pending_image)
                 next_tick += step
-    if report[0]:
-        message = f"{report[0]} damaged packets skipped"
+    if damaged.count:
+        message = f"{damaged.count} damaged packets skipped"
         if header_frames and end is None and not start and decoded < header_frames:
             message += f"; {decoded} of the {header_frames} frames listed in the header decoded"
         warnings.warn(PartialDecodeWarning(path, message), stacklevel=2)
-    if yielded == 0 and report[0]:
+    if yielded == 0 and damaged.count:
         raise VideoDecodeError(path, "no frame could be decoded")
