@@ -36,14 +36,8 @@ def run_explain(models: Any, config: Any, video: Path, out: Path, options: dict[
     def report(done: int, total: int) -> None:
         progress(f"explain ({shown}): clip {done}/{total}", float(done))
 
-    if options.get("model") == "av":
-        from vidlens.tasks.explain.av_video import explain_av_video
-
-        result = explain_av_video(source, video, method=method, target=options.get("target"),
-                                  clips=options.get("clips"), progress=report)
-    else:
-        result = explain_video(source, video, method=method, target=options.get("target"),
-                               clips=options.get("clips"), progress=report)
+    result = explain_video(source, video, method=method, target=options.get("target"), clips=options.get("clips"),
+                           progress=report)  # an AVModel is handed to the audio-visual explainer there
     result.checkpoint = Path(result.checkpoint).name  # no server paths in what clients see
     progress("writing overlays", float(len(result.clips)))
     files = write_explanation(result, out, video=bool(options.get("video", True)))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from vidlens.errors import ConfigError
+from vidlens.errors import CheckpointError, ConfigError
 
 AV_MODES = ("early", "late", "attention", "video", "audio")
 SAMPLE_RATE = 16000  # the audio rate of every AV clip
@@ -93,7 +93,6 @@ def train_av(root: str | os.PathLike[str], run_dir: str | os.PathLike[str], spec
 def load_av_model(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str], AVSpec]:
     """`(model in eval mode, labels, spec)` from a `train_av` checkpoint (weights_only load)."""
     from vidlens.engine.checkpoint import load_checkpoint
-    from vidlens.errors import CheckpointError
 
     ckpt = load_checkpoint(path)
     if ckpt.get("model") != "av_fusion":
@@ -105,6 +104,31 @@ def load_av_model(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str], A
     except RuntimeError as exc:
         raise CheckpointError(path, f"weights do not fit the {spec.fusion} model ({str(exc).splitlines()[0]})") from None
     return model.eval(), list(ckpt["labels"]), spec
+
+
+@dataclass
+class AVModel:
+    """A loaded `train_av` checkpoint: `model` (eval), its `labels`, its `AVSpec` and where it came from."""
+
+    model: Any
+    labels: list[str]
+    spec: Any  # vidlens.tasks.audiovisual.AVSpec
+    path: str
+
+    @property
+    def clip_s(self) -> float:
+        return float(self.spec.seconds)
+
+
+def load_av(path: str | os.PathLike[str]) -> AVModel:
+    """Load an audio-visual checkpoint (weights_only); `CheckpointError` with the reason otherwise."""
+    try:
+        model, labels, spec = load_av_model(path)
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:  # a vidlens checkpoint whose spec does not rebuild
+        raise CheckpointError(path, f"not a usable audio-visual model ({type(exc).__name__}: {exc})") from None
+    return AVModel(model, labels, spec, os.fspath(path))
 
 
 # ---------------------------------------------------------------- a window of a video, as training clips are read

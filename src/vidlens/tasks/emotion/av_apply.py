@@ -30,41 +30,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vidlens.errors import CheckpointError
-from vidlens.tasks.audiovisual import SAMPLE_RATE, window_frames, window_mel
+from vidlens.tasks.audiovisual import SAMPLE_RATE, AVModel, window_frames, window_mel
+from vidlens.tasks.audiovisual import load_av  # noqa: F401 - part of this module's API (emotion.folder, tests)
 from vidlens.threads import one_torch_thread
 
 READ_CHUNK = 32  # frames decoded per read_clip call (full-size frames are cropped right away)
 BATCH = 16  # windows per forward pass
 CHUNK_WINDOWS = 128  # windows whose frames are decoded and held at once
 MARGIN = 0.2  # added to each side of a face box (of its larger side) before the square crop
-
-
-@dataclass
-class AVModel:
-    """A loaded `train_av` checkpoint: `model` (eval), its `labels`, its `AVSpec` and where it came from."""
-
-    model: Any
-    labels: list[str]
-    spec: Any  # vidlens.tasks.audiovisual.AVSpec
-    path: str
-
-    @property
-    def clip_s(self) -> float:
-        return float(self.spec.seconds)
-
-
-def load_av(path: str | os.PathLike[str]) -> AVModel:
-    """Load an audio-visual checkpoint (weights_only); `CheckpointError` with the reason otherwise."""
-    from vidlens.tasks.audiovisual import load_av_model
-
-    try:
-        model, labels, spec = load_av_model(path)
-    except CheckpointError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:  # a vidlens checkpoint whose spec does not rebuild
-        raise CheckpointError(path, f"not a usable audio-visual model ({type(exc).__name__}: {exc})") from None
-    return AVModel(model, labels, spec, os.fspath(path))
 
 
 @dataclass

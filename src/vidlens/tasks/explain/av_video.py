@@ -29,16 +29,6 @@ MAX_WINDOWS = 10  # as whole-video predictions: up to 10 views spread over the v
 AV_MODEL = "av_fusion"
 
 
-class AVCheckpoint:
-    """A loaded `train_av` checkpoint: `model` (eval), `labels`, `spec` (AVSpec) and its `path`."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        from vidlens.tasks.audiovisual import load_av_model
-
-        self.path = os.fspath(path)
-        self.model, self.labels, self.spec = load_av_model(path)
-
-
 def is_av_checkpoint(path: str | os.PathLike[str]) -> bool:
     """Whether `path` is an audio-visual checkpoint (a `.pt` whose model is `av_fusion`); False when it cannot
     be read (the classifier loader then says why)."""
@@ -84,16 +74,16 @@ def explain_av_video(
     **options: Any,
 ) -> Any:
     """Explain an audio-visual model's decision on one video (see the module docstring) -> `VideoExplanation`
-    with `modalities` (each modality's share, mean over the windows). `av`: a checkpoint path, an `AVCheckpoint`
-    or anything loaded alike (`model`, `labels`, `spec`, `path`: the service's `emotion.av_apply.AVModel`).
+    with `modalities` (each modality's share, mean over the windows). `av`: a checkpoint path or a loaded
+    `tasks.audiovisual.AVModel` (`load_av`, as the service's emotion models hold it).
     `clips`: windows explained (default: to tile the video, at most 10). Errors as `explain_video`'s."""
     from vidlens.io import frame_index, probe, read_audio, read_clip
-    from vidlens.tasks.audiovisual import SAMPLE_RATE, window_frames, window_mel
+    from vidlens.tasks.audiovisual import SAMPLE_RATE, load_av, window_frames, window_mel
     from vidlens.tasks.explain.video import (MIN_FRAMES, VideoExplanation, combine_clips, merged_notes, per_second,
                                              resolve_target)
 
     if isinstance(av, (str, os.PathLike)):
-        av = AVCheckpoint(av)
+        av = load_av(av)
     spec = av.spec
     if spec.fusion == "audio":
         raise ConfigError(av.path, "an audio-only model: there is no picture to explain (its decision rests on the "

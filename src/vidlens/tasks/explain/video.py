@@ -152,12 +152,13 @@ def crop_box(frame_h: int, frame_w: int, eval_resize: int, size: int) -> tuple[f
 
 
 def load_explainable(path: str | os.PathLike[str]) -> Any:
-    """What `explain_video` takes, from a file: an `AVCheckpoint` for an audio-visual checkpoint (`emotion
+    """What `explain_video` takes, from a file: an `AVModel` for an audio-visual checkpoint (`emotion
     train-av`), else the classifier (`load_classifier`: a vidlens checkpoint or an exported ONNX file)."""
-    from vidlens.tasks.explain.av_video import AVCheckpoint, is_av_checkpoint
+    from vidlens.tasks.audiovisual import load_av
+    from vidlens.tasks.explain.av_video import is_av_checkpoint
     from vidlens.tasks.predictor import load_classifier
 
-    return AVCheckpoint(path) if is_av_checkpoint(path) else load_classifier(path)
+    return load_av(path) if is_av_checkpoint(path) else load_classifier(path)
 
 
 def explain_video(
@@ -173,7 +174,7 @@ def explain_video(
     """Explain a classifier's decision on one video (see the module docstring).
 
     `classifier_or_checkpoint`: a checkpoint path, a `LoadedClassifier`, a `VideoClassifier` (an ensemble's
-    first member is explained) or an audio-visual `AVCheckpoint` (handed to `av_video.explain_av_video`).
+    first member is explained) or an audio-visual `AVModel` (handed to `av_video.explain_av_video`).
     `method`: default Grad-CAM (occlusion for fusion models). `clips`: how many clips (default: as the
     predictor chooses). `options` go to the explainer. Unreadable files raise `VideoDecodeError`, videos under
     `MIN_FRAMES` frames `VidlensError`, an unknown label or method `ConfigError` naming what exists.
@@ -182,11 +183,12 @@ def explain_video(
     from vidlens.data.transforms import TransformConfig, build_eval_transform
     from vidlens.io import frame_index, probe, read_clip
     from vidlens.tasks.backends import OnnxModule
-    from vidlens.tasks.explain.av_video import AVCheckpoint, explain_av_video, is_av_checkpoint
+    from vidlens.tasks.audiovisual import AVModel
+    from vidlens.tasks.explain.av_video import explain_av_video, is_av_checkpoint
     from vidlens.tasks.predictor import whole_video_clips
 
     source = classifier_or_checkpoint
-    if isinstance(source, AVCheckpoint) or (isinstance(source, (str, os.PathLike)) and is_av_checkpoint(source)):
+    if isinstance(source, AVModel) or (isinstance(source, (str, os.PathLike)) and is_av_checkpoint(source)):
         return explain_av_video(source, path, method=method, target=target, clips=clips, progress=progress, **options)
     method = method or "gradcam"
     member, notes = _member(source)
