@@ -17,6 +17,16 @@ CHUNK = 1 << 20
 HASH_CACHE = ".content_hashes.json"
 
 
+def file_identity(path: str | os.PathLike[str]) -> tuple[int, int, int] | None:
+    """(inode, mtime ns, size) of a file, None when it is absent: changes whenever the file is replaced
+    (`os.replace` gives a new inode even within one mtime tick). Cheap: one stat, no read."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys, no spaces: the same options always give the same text."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)

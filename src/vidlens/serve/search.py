@@ -33,15 +33,9 @@ THUMB_WIDTH = 240
 def signature(path: str | os.PathLike[str]) -> tuple:
     """What changes when a write lands: inode and mtime of index.json and of each vector store's store.json
     (written with os.replace on every save). SQLite rows need no check: a connection reads them fresh."""
-    base = Path(path)
-    out = []
-    for rel in ("index.json", "visual/store.json", "text/store.json"):
-        try:
-            st = os.stat(base / rel)
-            out.append((st.st_ino, st.st_mtime_ns, st.st_size))
-        except FileNotFoundError:
-            out.append(None)
-    return tuple(out)
+    from vidlens.io.content import file_identity
+
+    return tuple(file_identity(Path(path) / rel) for rel in ("index.json", "visual/store.json", "text/store.json"))
 
 
 def ensure_index(path: str | os.PathLike[str]) -> None:

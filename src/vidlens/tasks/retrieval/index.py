@@ -363,14 +363,11 @@ class VideoIndex:
         return self._stores[name]
 
     def _signature(self, name: str) -> tuple[int, int, int] | None:
-        """(inode, mtime ns, size) of the store's metadata file, which every save replaces; None when absent."""
+        """The identity of the store's metadata file, which every save replaces (None when absent)."""
+        from vidlens.io.content import file_identity
         from vidlens.tasks.retrieval.store import META_FILE
 
-        try:
-            st = (self.path / name / META_FILE).stat()
-        except FileNotFoundError:
-            return None
-        return st.st_ino, st.st_mtime_ns, st.st_size
+        return file_identity(self.path / name / META_FILE)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -789,7 +786,7 @@ def _compute_in_pool(todo: list[tuple[str, str, str]], embed_config: Any, option
             take(futures[fut], result)
 
 
-# ---------------------------------------------------------------------- entries made apart (batch workers: vidlens.batch.index_task)
+# ---------------------------------------------------------------------- entries made apart (batch workers: batch/index_task.py)
 
 ENTRY_ARRAYS = ("features", "times_s", "visual")
 
