@@ -11,6 +11,7 @@ The checkpoint (DESIGN format, `model = "av_fusion"`) stores the spec, so it reb
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from torch import nn
 from vidlens.errors import CheckpointError, ConfigError
 
 AV_MODES = ("early", "late", "attention", "video", "audio")
+AV_MODEL = "av_fusion"  # the `model` name of every train_av checkpoint
 SAMPLE_RATE = 16000  # the audio rate of every AV clip
 
 
@@ -84,7 +86,7 @@ def train_av(root: str | os.PathLike[str], run_dir: str | os.PathLike[str], spec
     val_set = AudioVisualDataset(root, val_split, **common) if val_split else None
     seed_everything(cfg.seed)  # the initial weights too: the same seed gives the same run
     task = MultimodalTask(model=build_av_model(spec, len(train_set.labels)), labels=train_set.labels, inputs=spec.inputs,
-                          model_name="av_fusion", model_args=asdict(spec),
+                          model_name=AV_MODEL, model_args=asdict(spec),
                           preprocess={"num_frames": spec.num_frames, "size": spec.size, "n_mels": spec.n_mels,
                                       "seconds": spec.seconds, "sample_rate": 16000})
     return fit(task, train_set, val_set, cfg, Path(run_dir), progress=progress)
@@ -95,7 +97,7 @@ def load_av_model(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str], A
     from vidlens.engine.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
-    if ckpt.get("model") != "av_fusion":
+    if ckpt.get("model") != AV_MODEL:
         raise CheckpointError(path, f"not an audio-visual model (model {ckpt.get('model')!r})")
     spec = AVSpec(**ckpt["model_args"])
     model = build_av_model(spec, len(ckpt["labels"]))
@@ -132,6 +134,28 @@ def load_av(path: str | os.PathLike[str]) -> AVModel:
 
 
 # ---------------------------------------------------------------- a window of a video, as training clips are read
+
+
+def window_starts(duration_s: float, clip_s: float, at_most: int | None = None) -> np.ndarray:
+    """Starts `(C,)` of windows of `clip_s` tiling `[0, duration_s]`: ceil(duration / clip_s) of them (at most
+    `at_most`), spread evenly from 0 to `duration_s - clip_s`."""
+    n = max(1, math.ceil(duration_s / clip_s - 1e-6))
+    if at_most is not None:
+        n = min(n, at_most)
+    return np.linspace(0.0, max(0.0, duration_s - clip_s), n)
+
+
+def read_window_audio(path: str | os.PathLike[str], has_audio: bool) -> tuple[np.ndarray | None, str | None]:
+    """The whole sound track as 16 kHz mono `(1,S)` for `window_mel`, or `(None, note)`: without an audio track
+    or when it cannot be read, the model hears silence and the note says so."""
+    from vidlens.io import read_audio
+
+    if not has_audio:
+        return None, "no audio track: the audio-visual model heard silence"
+    try:
+        return read_audio(path, SAMPLE_RATE, mono=True), None
+    except Exception as exc:  # noqa: BLE001 - a broken audio track: the model hears silence, and says so
+        return None, f"audio unreadable ({exc}): the audio-visual model heard silence"
 
 
 def window_frames(index: Any, start_s: float, end_s: float, num_frames: int) -> np.ndarray:

@@ -30,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vidlens.tasks.audiovisual import SAMPLE_RATE, AVModel, window_frames, window_mel
+from vidlens.tasks.audiovisual import AVModel, read_window_audio, window_frames, window_mel, window_starts
 from vidlens.tasks.audiovisual import load_av  # noqa: F401 - part of this module's API (emotion.folder, tests)
 from vidlens.threads import one_torch_thread
 
@@ -127,20 +127,15 @@ def apply_av_model(result: Any, av: AVModel, progress: Callable[[str, float], No
     """The model's class probabilities per face track of `result` (an `EmotionResult`) and per window
     of each track; whole frames when `result` has no face track. Decodes only the frames it needs,
     `CHUNK_WINDOWS` windows at a time (bounded memory on long videos); `progress("audio-visual", s)`."""
-    from vidlens.io import frame_index, read_audio
+    from vidlens.io import frame_index
 
     spec, video, info = av.spec, result.path, result.info
     out = AVResult(list(av.labels), spec.fusion, "faces" if result.tracks else "frames", av.clip_s,
                    Path(av.path).name)
     audio = None
     if spec.fusion != "video":
-        if info.has_audio:
-            try:
-                audio = read_audio(video, SAMPLE_RATE, mono=True)
-            except Exception as exc:  # noqa: BLE001 - a broken audio track: the model hears silence, and says so
-                out.notes.append(f"audio unreadable ({exc}): the audio-visual model heard silence")
-        else:
-            out.notes.append("no audio track: the audio-visual model heard silence")
+        audio, note = read_window_audio(video, info.has_audio)
+        out.notes += [note] if note else []
     index = frame_index(video)
     duration = max(info.duration_s, 1e-3)
     # (owner, window, frame numbers); owner = a track id, or None for whole frames.
@@ -151,8 +146,7 @@ def apply_av_model(result: Any, av: AVModel, progress: Callable[[str, float], No
             for win in track_windows(t.times[0], t.times[-1], av.clip_s, duration):
                 jobs.append((t.id, win, window_frames(index, *win, spec.num_frames)))
     else:
-        n = max(1, math.ceil(duration / av.clip_s - 1e-6))
-        starts = np.linspace(0.0, max(0.0, duration - av.clip_s), n)
+        starts = window_starts(duration, av.clip_s)
         jobs = [(None, (float(s), float(s) + av.clip_s), window_frames(index, float(s), float(s) + av.clip_s, spec.num_frames))
                 for s in starts]
     jobs.sort(key=lambda job: job[1][0])  # in time order: each chunk decodes one stretch of the video

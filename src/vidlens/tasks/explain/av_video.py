@@ -15,7 +15,6 @@ An audio-only baseline has no picture to explain and is refused.
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -26,7 +25,6 @@ from vidlens.errors import ConfigError, VidlensError
 from vidlens.tasks.explain.base import ClipExplanation, applicable_methods, explain_clip
 
 MAX_WINDOWS = 10  # as whole-video predictions: up to 10 views spread over the video
-AV_MODEL = "av_fusion"
 
 
 def is_av_checkpoint(path: str | os.PathLike[str]) -> bool:
@@ -35,6 +33,7 @@ def is_av_checkpoint(path: str | os.PathLike[str]) -> bool:
     from pathlib import Path
 
     from vidlens.engine.checkpoint import load_checkpoint
+    from vidlens.tasks.audiovisual import AV_MODEL
 
     if Path(path).suffix.lower() == ".onnx":
         return False
@@ -54,15 +53,6 @@ def default_method(model: torch.nn.Module) -> str:
     return methods[0]
 
 
-def _windows(duration_s: float, clip_s: float, wanted: int | None) -> np.ndarray:
-    """Window starts `(C,)`: enough to tile the video, at most `wanted` (default MAX_WINDOWS), spread evenly."""
-    if wanted is not None and wanted < 1:
-        raise ConfigError(None, f"clips must be at least 1, got {wanted}")
-    n = max(1, math.ceil(duration_s / clip_s - 1e-6))
-    n = min(n, wanted or MAX_WINDOWS)
-    return np.linspace(0.0, max(0.0, duration_s - clip_s), n)
-
-
 def explain_av_video(
     av: Any,
     path: str | os.PathLike[str],
@@ -77,8 +67,8 @@ def explain_av_video(
     with `modalities` (each modality's share, mean over the windows). `av`: a checkpoint path or a loaded
     `tasks.audiovisual.AVModel` (`load_av`, as the service's emotion models hold it).
     `clips`: windows explained (default: to tile the video, at most 10). Errors as `explain_video`'s."""
-    from vidlens.io import frame_index, probe, read_audio, read_clip
-    from vidlens.tasks.audiovisual import SAMPLE_RATE, load_av, window_frames, window_mel
+    from vidlens.io import frame_index, probe, read_clip
+    from vidlens.tasks.audiovisual import AV_MODEL, load_av, read_window_audio, window_frames, window_mel, window_starts
     from vidlens.tasks.explain.video import (MIN_FRAMES, VideoExplanation, combine_clips, merged_notes, per_second,
                                              resolve_target)
 
@@ -94,6 +84,8 @@ def explain_av_video(
                                 f"{', '.join(applicable_methods(av.model))}")
     if isinstance(target, str):
         resolve_target(target, av.labels, np.zeros(len(av.labels)))
+    if clips is not None and clips < 1:
+        raise ConfigError(None, f"clips must be at least 1, got {clips}")
     path = os.fspath(path)
     info = probe(path)
     index = frame_index(path)
@@ -102,7 +94,7 @@ def explain_av_video(
         raise VidlensError(path, f"too short to explain: {times.size} frame(s), need at least {MIN_FRAMES}")
     duration = max(float(info.duration_s), float(times[-1]) + 1.0 / (info.fps or 25.0))
     clip_s = float(spec.seconds)
-    starts = _windows(duration, clip_s, clips)
+    starts = window_starts(duration, clip_s, at_most=clips or MAX_WINDOWS)
     frames = np.stack([window_frames(index, s, s + clip_s, spec.num_frames) for s in starts])  # (C,T)
     wanted = np.unique(frames)
     decoded = dict(zip(wanted.tolist(), read_clip(path, wanted, size=spec.size)))  # whole frames, shorter side = size
@@ -111,13 +103,8 @@ def explain_av_video(
     notes: list[str] = []
     audio = None
     if spec.fusion != "video":
-        if info.has_audio:
-            try:
-                audio = read_audio(path, SAMPLE_RATE, mono=True)
-            except VidlensError as exc:  # a broken audio track: the model hears silence, and the notes say so
-                notes.append(f"audio unreadable ({exc.reason}): the model heard silence")
-        else:
-            notes.append("no audio track: the model heard silence")
+        audio, note = read_window_audio(path, info.has_audio)
+        notes += [note] if note else []
         mels = torch.from_numpy(np.stack([window_mel(audio, float(s), spec) for s in starts]))  # (C,1,n_mels,frames)
 
     def clip_input(i: int) -> Any:
@@ -137,8 +124,6 @@ def explain_av_video(
     result = combine_clips(explained, frames, times, clip_all[:, k])
     ends = np.minimum(starts + clip_s, duration)
     seconds, temporal, covered = per_second(result["times"], result["importance"], duration, starts, ends)
-    shares = [c.modalities for c in explained if c.modalities]
-    modalities = {key: float(np.mean([m.get(key, 0.0) for m in shares])) for key in shares[0]} if shares else {}
     h, w = video.shape[-2:]
     notes.append(f"audio-visual model ({spec.fusion}): {len(starts)} window(s) of {clip_s:g} s, {spec.num_frames} whole "
                  f"frames each (shorter side {spec.size} px), as `emotion --av-model` reads a video without faces; "
@@ -149,6 +134,6 @@ def explain_av_video(
         frame_indices=result["frames"], frame_times=result["times"], heat=result["heat"],
         frame_importance=result["importance"], seconds=seconds, temporal=temporal, covered=covered,
         crop_box=(0.0, 0.0, 1.0, 1.0), clips=explained, clip_frames=frames, clip_starts_s=starts, clip_ends_s=ends,
-        clip_probs=clip_all[:, k], modalities=modalities, notes=merged_notes(explained) + notes,
+        clip_probs=clip_all[:, k], modalities=result["modalities"], notes=merged_notes(explained) + notes,
         model_name=f"{AV_MODEL} ({spec.fusion})", checkpoint=av.path,
     )

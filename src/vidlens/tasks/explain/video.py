@@ -233,8 +233,6 @@ def explain_video(
     ends = np.minimum(times[frames.max(axis=1)] + tick_s, max(info.duration_s, float(times[-1]) + tick_s))
     duration = max(float(info.duration_s), float(times[-1]) + 1.0 / (info.fps or 25.0))
     seconds, temporal, covered = per_second(result["times"], result["importance"], duration, starts, ends)
-    shares = [c.modalities for c in explained if c.modalities]
-    modalities = {key: float(np.mean([m.get(key, 0.0) for m in shares])) for key in shares[0]} if shares else {}
     clip_notes = merged_notes(explained)
     return VideoExplanation(
         path=path, method=method, labels=list(member.labels), target=k, probability=float(probs[k]), probs=probs,
@@ -242,7 +240,7 @@ def explain_video(
         frame_indices=result["frames"], frame_times=result["times"], heat=result["heat"],
         frame_importance=result["importance"], seconds=seconds, temporal=temporal, covered=covered,
         crop_box=crop_box(h, w, centre.eval_resize, centre.size), clips=explained, clip_frames=frames,
-        clip_starts_s=starts, clip_ends_s=ends, clip_probs=clip_all[:, k], modalities=modalities,
+        clip_starts_s=starts, clip_ends_s=ends, clip_probs=clip_all[:, k], modalities=result["modalities"],
         notes=notes + clip_notes + [f"{len(explained)} clip(s) of {sampler.clip_len} frames, centre crop "
                                     f"{centre.size}x{centre.size}; clips weighted by their probability of {member.labels[k]!r}"],
         model_name=member.model_name, checkpoint=member.path,
@@ -251,7 +249,8 @@ def explain_video(
 
 def combine_clips(explained: list[ClipExplanation], frames: np.ndarray, times: np.ndarray,
              clip_probs: np.ndarray) -> dict[str, Any]:
-    """Per unique source frame: heat (weighted mean over the clips that hold it) and importance (summed)."""
+    """Per unique source frame: heat (weighted mean over the clips that hold it) and importance (summed); and
+    each modality's share, the mean over the clips that have shares (fusion models)."""
     unique, inverse = np.unique(frames.reshape(-1), return_inverse=True)
     inverse = inverse.reshape(frames.shape)
     total = float(clip_probs.sum())
@@ -273,8 +272,10 @@ def combine_clips(explained: list[ClipExplanation], frames: np.ndarray, times: n
     if heat is not None:
         heat = (heat / np.maximum(mass, 1e-12)[:, None, None]).astype(np.float32)
     importance = importance / importance.sum() if importance.sum() > 0 else np.full(len(unique), 1.0 / len(unique))
+    shares = [c.modalities for c in explained if c.modalities]
+    modalities = {key: float(np.mean([m.get(key, 0.0) for m in shares])) for key in shares[0]} if shares else {}
     return {"frames": unique.astype(np.int64), "times": times[unique].astype(np.float64), "heat": heat,
-            "importance": importance.astype(np.float32)}
+            "importance": importance.astype(np.float32), "modalities": modalities}
 
 
 def merged_notes(explained: list[ClipExplanation]) -> list[str]:
