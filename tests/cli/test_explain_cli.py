@@ -110,3 +110,15 @@ def test_predict_explain_writes_explanations_beside_predictions(media, tmp_path,
     code, text = run_main(capsys, "predict", "--checkpoint", media["gru"], videos / "people.mp4", "--explain",
                           "--explain-method", "shap", "--out", tmp_path / "bad")
     assert code == 2 and "unknown explain method 'shap'" in text and not (tmp_path / "bad").exists()
+
+
+def test_the_cli_and_the_service_offer_every_method_the_library_has():
+    """The CLI and the service keep their own method lists (importing the explainers means importing torch);
+    they must name exactly the library's methods."""
+    from typing import get_args
+
+    from vidlens.cli.explain_command import METHODS
+    from vidlens.serve.routes_explain import Method
+    from vidlens.tasks.explain import EXPLAIN_METHODS
+
+    assert METHODS == EXPLAIN_METHODS == get_args(Method)
