@@ -112,6 +112,48 @@ def test_predict_explain_writes_explanations_beside_predictions(media, tmp_path,
     assert code == 2 and "unknown explain method 'shap'" in text and not (tmp_path / "bad").exists()
 
 
+def test_an_ensemble_is_explained_as_the_weighted_mean_of_its_members(media, tmp_path, capsys):
+    """Repeated --checkpoint: every member is explained for the ensemble's label and the curve, the frame
+    importance and the heat are the mean of the members' own explanations (equal weights)."""
+    import numpy as np
+
+    from vidlens.tasks.explain.video import explain_video
+    from vidlens.testing import single_thread
+
+    out = tmp_path / "ens"
+    code, text = run_main(capsys, "explain", "--checkpoint", media["gru"], "--checkpoint", media["c3d"], media["video"],
+                          "--target", "pedestrians", "--no-video", "--out", out)
+    assert code == 0, text
+    doc = json.loads((out / "explanation.json").read_text())
+    with single_thread():
+        gru, c3d = (explain_video(media[m], media["video"], target="pedestrians") for m in ("gru", "c3d"))
+    assert [m["model"] for m in doc["members"]] == ["gru", "c3d"] and [m["weight"] for m in doc["members"]] == [0.5, 0.5]
+    assert doc["model"] == "ensemble of 2: gru + c3d" and doc["notes"][0].startswith("an ensemble of 2 models")
+    assert doc["target"]["probability"] == pytest.approx((gru.probability + c3d.probability) / 2, abs=1e-5)
+    assert [s["importance"] for s in doc["seconds"]] == pytest.approx(list((gru.temporal + c3d.temporal) / 2), abs=1e-5)
+    assert all(3 <= s < 6 for s in doc["top_seconds"][:2])  # the pedestrians are in seconds 3-5, for both members
+    assert len(doc["clips"]) == len(gru.clips) + len(c3d.clips)
+    heat = np.load(out / "heat.npz")
+    assert np.array_equal(heat["frame"], gru.frame_indices) and np.array_equal(gru.frame_indices, c3d.frame_indices)
+    assert np.allclose(heat["heat"], (gru.heat + c3d.heat) / 2, atol=2e-3)  # stored as float16
+    assert "(gru, weight 0.50)" in doc["notes"][0] and "mixed.mp4: 'pedestrians'" in text
+
+
+def test_heat_is_moved_between_crops_through_frame_coordinates():
+    """Members may crop differently: a map of the frame's left half lands on the left half of a whole-frame map,
+    and the right half is marked as outside that member's view."""
+    import numpy as np
+
+    from vidlens.tasks.explain.ensemble import heat_on_box
+
+    half = np.tile(np.arange(4, dtype=np.float32), (1, 4, 1))  # (1,4,4) on the left half: value = column
+    same, inside = heat_on_box(half, (0, 0, 0.5, 1), (0, 0, 0.5, 1), 4)
+    assert inside.all() and np.allclose(same, half, atol=1e-6)
+    moved, inside = heat_on_box(half, (0, 0, 0.5, 1), (0, 0, 1, 1), 8)
+    assert inside[:, :4].all() and not inside[:, 4:].any()
+    assert np.allclose(moved[0, 0, :4], [0, 1, 2, 3], atol=1e-6)
+
+
 def test_the_cli_and_the_service_offer_every_method_the_library_has():
     """The CLI and the service keep their own method lists (importing the explainers means importing torch);
     they must name exactly the library's methods."""

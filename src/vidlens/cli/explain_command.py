@@ -1,4 +1,5 @@
-"""`vidlens explain --checkpoint CKPT VIDEO`: where and when a classifier looked, as overlays, a strip and a curve.
+"""`vidlens explain --checkpoint CKPT [--checkpoint CKPT2 ...] VIDEO`: where and when a classifier (or an ensemble)
+looked, as overlays, a strip and a curve.
 
 Writes overlay.mp4, overlay.gif, frames.png, temporal.png, temporal.csv, heat.npz and explanation.json into
 `--out` (all or nothing). `vidlens predict --explain` writes the same beside predictions (`explain_into`).
@@ -61,8 +62,9 @@ def explain_into(classifier: Any, video: Path, folder: Path, *, method: str | No
 
 def explain_command(
     video: Path = typer.Argument(..., help="The video to explain."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="A classifier checkpoint (vidlens train), an exported .onnx, "
-                                    "or an audio-visual checkpoint (vidlens emotion train-av)."),
+    checkpoint: list[Path] = typer.Option(..., "--checkpoint", help="A classifier checkpoint (vidlens train), an exported "
+                                          ".onnx, or an audio-visual checkpoint (vidlens emotion train-av); repeat for "
+                                          "an ensemble (every member explained, averaged)."),
     out: Path = typer.Option(Path("runs/explain"), "--out", "-o", help="Folder for the overlays, strip, curve and JSON."),
     method: Optional[str] = typer.Option(None, "--method", help=METHOD_HELP),
     target: Optional[str] = typer.Option(None, "--target", help="The label to explain (default: the predicted one)."),

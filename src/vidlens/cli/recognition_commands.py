@@ -215,7 +215,7 @@ def predict_command(
     smooth: int = typer.Option(3, help="Timeline: windows in the moving average."),
     min_segment: float = typer.Option(0.0, help="Timeline: shortest segment kept, seconds."),
     explain: bool = typer.Option(False, "--explain", help="Also explain each prediction: NAME_explain/ (overlays, strip, curve, JSON)."),
-    explain_method: str = typer.Option("gradcam", "--explain-method", help="gradcam | gradcam++ | occlusion | integrated-gradients | attention."),
+    explain_method: str = typer.Option("gradcam", "--explain-method", help="gradcam | gradcam++ | occlusion | integrated-gradients | attention | hirescam."),
 ) -> None:
     """Label videos with top-k classes (averaged over clips and ensemble members); --timeline for long videos.
 

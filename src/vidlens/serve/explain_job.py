@@ -1,7 +1,7 @@
 """The service's explain job (`POST /v1/explain`): the served classifier's decision on the upload, explained.
 
-Runs in a worker process (`worker.run_job`, kind "explain") with the models it loaded at start-up: the first
-member of the served classifier (`--checkpoint`; an ensemble's first model), or with `model = "av"` the
+Runs in a worker process (`worker.run_job`, kind "explain") with the models it loaded at start-up: the served
+classifier (`--checkpoint`; an ensemble: every member, averaged with its weights), or with `model = "av"` the
 audio-visual model (`--av-model`, over whole frames and the sound: `tasks/explain/av_video.py`), explains the
 whole-video top label or the `target` asked for. Artifacts: `vidlens.tasks.explain.outputs.FILES` (overlay.gif, frames.png,
 temporal.png, temporal.csv, overlay.mp4, heat.npz, explanation.json).
@@ -39,6 +39,8 @@ def run_explain(models: Any, config: Any, video: Path, out: Path, options: dict[
     result = explain_video(source, video, method=method, target=options.get("target"), clips=options.get("clips"),
                            progress=report)  # an AVModel is handed to the audio-visual explainer there
     result.checkpoint = Path(result.checkpoint).name  # no server paths in what clients see
+    for member in result.members:
+        member["checkpoint"] = Path(member["checkpoint"]).name
     progress("writing overlays", float(len(result.clips)))
     files = write_explanation(result, out, video=bool(options.get("video", True)))
     doc = result.to_json()
@@ -48,4 +50,6 @@ def run_explain(models: Any, config: Any, video: Path, out: Path, options: dict[
             "top": doc["top"][: int(options.get("top_k", 5))], "clips": len(result.clips),
             "overlay": {"gif": urls.get("overlay.gif"), "strip": urls["frames.png"], "curve": urls["temporal.png"],
                         "mp4": urls.get("overlay.mp4")}}
+    if result.members:
+        body["members"] = doc["members"]
     return body, dict(files)

@@ -86,4 +86,5 @@ def explain_attention(model: nn.Module, clip: Any, target: int) -> ClipExplanati
     assert weights is not None
     what = "GRU/LSTM attention pooling weights" if kind == "rnn" else "last-layer class-token attention (mean of heads)"
     return ClipExplanation("attention", target, 0.0, None, normalise_temporal(weights[0]),
-                           notes=[f"temporal: {what}; no spatial map (attention is over whole frames); the same for every target"])
+                           notes=[f"temporal: {what}; no spatial map (attention is over whole frames); "
+                                  "the same for every target"])

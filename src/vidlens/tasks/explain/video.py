@@ -75,6 +75,7 @@ class VideoExplanation:
     notes: list[str] = field(default_factory=list)
     model_name: str = ""
     checkpoint: str = ""
+    members: list[dict[str, Any]] = field(default_factory=list)  # an ensemble's members: checkpoint, model, weight, ...
 
     @property
     def label(self) -> str:
@@ -107,6 +108,7 @@ class VideoExplanation:
                                                 self.clips)],
             "modalities": {k: round(float(v), 6) for k, v in self.modalities.items()},
             "notes": self.notes,
+            **({"members": self.members} if self.members else {}),
         }
 
 
@@ -126,20 +128,83 @@ def resolve_target(target: str | int | None, labels: list[str], probs: np.ndarra
     return int(target)
 
 
-def _member(source: Any) -> tuple[Any, list[str]]:
-    """(LoadedClassifier, notes) from a checkpoint path, a LoadedClassifier or a VideoClassifier (first member)."""
+def _members(source: Any) -> tuple[list[Any], list[float]]:
+    """(members as LoadedClassifier, their weights) from a checkpoint path, a LoadedClassifier or a VideoClassifier."""
     from vidlens.tasks.backends import LoadedClassifier
     from vidlens.tasks.predictor import VideoClassifier, load_classifier
 
     if isinstance(source, (str, os.PathLike)):
-        return load_classifier(source), []
+        return [load_classifier(source)], [1.0]
     if isinstance(source, LoadedClassifier):
-        return source, []
+        return [source], [1.0]
     if isinstance(source, VideoClassifier):
-        notes = [] if len(source.members) == 1 else [
-            f"an ensemble of {len(source.members)} models: the first ({source.members[0].path}) is explained"]
-        return source.members[0], notes
+        return list(source.members), list(source.weights)
     raise ConfigError(None, f"explain_video takes a checkpoint path or a loaded classifier, got {type(source).__name__}")
+
+
+@dataclass
+class _Prepared:
+    """One member's clips of the video, read and normalised as its predictor reads them, and their probabilities."""
+
+    member: Any
+    frames: np.ndarray  # (C,T) source frame indices
+    batch: torch.Tensor  # (C,T,3,S,S) normalised, centre crop
+    clip_probs: np.ndarray  # (C,K) in the member's label order
+    frame_hw: tuple[int, int]
+    centre: Any  # the eval TransformConfig with the centre crop
+
+
+def _prepare(member: Any, path: str, info: Any, times: np.ndarray, clips: int | None) -> _Prepared:
+    from vidlens.data.samplers import SamplerConfig, resample_indices, sample_indices
+    from vidlens.data.transforms import TransformConfig, build_eval_transform
+    from vidlens.io import read_clip
+    from vidlens.tasks.predictor import whole_video_clips
+
+    ticks = resample_indices(times.size, info.fps, member.sampler.fps).size
+    n = whole_video_clips(member.sampler, ticks, clips)
+    sampler = SamplerConfig.from_dict({**member.sampler.to_dict(), "num_clips": n})
+    frames = sample_indices(sampler, times.size, info.fps, train=False).reshape(-1, sampler.clip_len)  # (C,T)
+    images = read_clip(path, frames.reshape(-1), size=member.decode_size)  # (C*T,H,W,3) uint8
+    _, h, w, c = images.shape
+    video = torch.from_numpy(images).permute(0, 3, 1, 2).reshape(len(frames), sampler.clip_len, c, h, w)
+    centre = TransformConfig.from_dict({**member.transform.to_dict(), "test_crop": "center"})
+    transform = build_eval_transform(centre)
+    batch = torch.stack([transform(clip)[0] for clip in video])  # (C,T,3,S,S) normalised
+    with torch.inference_mode():
+        logits = torch.cat([member.model(batch[i : i + 8]) for i in range(0, len(batch), 8)]).float()
+    clip_probs = (torch.sigmoid(logits) if member.multi_label else torch.softmax(logits, dim=-1)).cpu().numpy()
+    return _Prepared(member, frames, batch, clip_probs, (int(h), int(w)), centre)
+
+
+def _explain_member(prep: _Prepared, k: int, path: str, info: Any, times: np.ndarray, method: str,
+                    progress: Progress | None, options: dict[str, Any]) -> VideoExplanation:
+    """Explain one member's prepared clips for its class index `k` and put them on the video's clock."""
+    member, frames = prep.member, prep.frames
+    probs = prep.clip_probs.mean(axis=0)
+    explained: list[ClipExplanation] = []
+    for i in range(len(prep.batch)):
+        explained.append(explain_clip(member.model, prep.batch[i : i + 1].clone(), target=k, method=method, **options))
+        if progress is not None:
+            progress(i + 1, len(prep.batch))
+    result = combine_clips(explained, frames, times, prep.clip_probs[:, k])
+    tick_s = 1.0 / (member.sampler.fps or info.fps or 25.0)
+    starts = times[frames.min(axis=1)]
+    ends = np.minimum(times[frames.max(axis=1)] + tick_s, max(info.duration_s, float(times[-1]) + tick_s))
+    duration = max(float(info.duration_s), float(times[-1]) + 1.0 / (info.fps or 25.0))
+    seconds, temporal, covered = per_second(result["times"], result["importance"], duration, starts, ends)
+    h, w = prep.frame_hw
+    return VideoExplanation(
+        path=path, method=method, labels=list(member.labels), target=k, probability=float(probs[k]), probs=probs,
+        fps=float(info.fps), duration_s=float(info.duration_s), frame_size=(h, w),
+        frame_indices=result["frames"], frame_times=result["times"], heat=result["heat"],
+        frame_importance=result["importance"], seconds=seconds, temporal=temporal, covered=covered,
+        crop_box=crop_box(h, w, prep.centre.eval_resize, prep.centre.size), clips=explained, clip_frames=frames,
+        clip_starts_s=starts, clip_ends_s=ends, clip_probs=prep.clip_probs[:, k], modalities=result["modalities"],
+        notes=merged_notes(explained) + [
+            f"{len(explained)} clip(s) of {frames.shape[1]} frames, centre crop {prep.centre.size}x{prep.centre.size}; "
+            f"clips weighted by their probability of {member.labels[k]!r}"],
+        model_name=member.model_name, checkpoint=member.path,
+    )
 
 
 def crop_box(frame_h: int, frame_w: int, eval_resize: int, size: int) -> tuple[float, float, float, float]:
@@ -151,14 +216,23 @@ def crop_box(frame_h: int, frame_w: int, eval_resize: int, size: int) -> tuple[f
     return (x0 / frame_w, y0 / frame_h, min(1.0, (x0 + side) / frame_w), min(1.0, (y0 + side) / frame_h))
 
 
-def load_explainable(path: str | os.PathLike[str]) -> Any:
-    """What `explain_video` takes, from a file: an `AVModel` for an audio-visual checkpoint (`emotion
-    train-av`), else the classifier (`load_classifier`: a vidlens checkpoint or an exported ONNX file)."""
+def load_explainable(path: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> Any:
+    """What `explain_video` takes, from files: an `AVModel` for an audio-visual checkpoint (`emotion
+    train-av`), else the classifier (`load_classifier`: a vidlens checkpoint or an exported ONNX file); several
+    paths: an ensemble (`VideoClassifier`, equal weights) of classifiers."""
     from vidlens.tasks.audiovisual import load_av
     from vidlens.tasks.explain.av_video import is_av_checkpoint
-    from vidlens.tasks.predictor import load_classifier
+    from vidlens.tasks.predictor import VideoClassifier, load_classifier
 
-    return load_av(path) if is_av_checkpoint(path) else load_classifier(path)
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths:
+        raise ConfigError(None, "no checkpoint given")
+    if len(paths) == 1:
+        return load_av(paths[0]) if is_av_checkpoint(paths[0]) else load_classifier(paths[0])
+    for p in paths:
+        if is_av_checkpoint(p):
+            raise ConfigError(p, "an audio-visual checkpoint cannot be part of an ensemble: explain it on its own")
+    return VideoClassifier.from_checkpoints(paths)
 
 
 def explain_video(
@@ -173,30 +247,30 @@ def explain_video(
 ) -> VideoExplanation:
     """Explain a classifier's decision on one video (see the module docstring).
 
-    `classifier_or_checkpoint`: a checkpoint path, a `LoadedClassifier`, a `VideoClassifier` (an ensemble's
-    first member is explained) or an audio-visual `AVModel` (handed to `av_video.explain_av_video`).
+    `classifier_or_checkpoint`: a checkpoint path, a `LoadedClassifier`, a `VideoClassifier` (an ensemble:
+    every member is explained for the ensemble's target and the results are averaged with the ensemble's
+    weights, `ensemble.combine_members`) or an audio-visual `AVModel` (handed to `av_video.explain_av_video`).
     `method`: default Grad-CAM (occlusion for fusion models). `clips`: how many clips (default: as the
     predictor chooses). `options` go to the explainer. Unreadable files raise `VideoDecodeError`, videos under
     `MIN_FRAMES` frames `VidlensError`, an unknown label or method `ConfigError` naming what exists.
     """
-    from vidlens.data.samplers import SamplerConfig, resample_indices, sample_indices
-    from vidlens.data.transforms import TransformConfig, build_eval_transform
-    from vidlens.io import frame_index, probe, read_clip
+    from vidlens.io import frame_index, probe
     from vidlens.tasks.backends import OnnxModule
     from vidlens.tasks.audiovisual import AVModel
     from vidlens.tasks.explain.av_video import explain_av_video, is_av_checkpoint
-    from vidlens.tasks.predictor import whole_video_clips
 
     source = classifier_or_checkpoint
     if isinstance(source, AVModel) or (isinstance(source, (str, os.PathLike)) and is_av_checkpoint(source)):
         return explain_av_video(source, path, method=method, target=target, clips=clips, progress=progress, **options)
     method = method or "gradcam"
-    member, notes = _member(source)
-    if isinstance(member.model, OnnxModule) and method in GRADIENT_METHODS:
-        raise ConfigError(member.path, f"an exported ONNX model has no gradients for {method!r}: explain its .pt "
-                                       "checkpoint, or use method 'occlusion'")
+    members, weights = _members(source)
+    for member in members:
+        if isinstance(member.model, OnnxModule) and method in GRADIENT_METHODS:
+            raise ConfigError(member.path, f"an exported ONNX model has no gradients for {method!r}: explain its .pt "
+                                           "checkpoint, or use method 'occlusion'")
+    labels = list(members[0].labels)
     if isinstance(target, str):  # fail on a bad label before any decoding
-        resolve_target(target, member.labels, np.zeros(len(member.labels)))
+        resolve_target(target, labels, np.zeros(len(labels)))
     path = os.fspath(path)
     info = probe(path)  # VideoDecodeError naming the file when it is not a readable video
     times = frame_index(path).times
@@ -204,47 +278,28 @@ def explain_video(
         raise VidlensError(path, f"too short to explain: {times.size} frame(s), need at least {MIN_FRAMES}")
     if clips is not None and clips < 1:
         raise ConfigError(None, f"clips must be at least 1, got {clips}")
-    ticks = resample_indices(times.size, info.fps, member.sampler.fps).size
-    n = whole_video_clips(member.sampler, ticks, clips)
-    sampler = SamplerConfig.from_dict({**member.sampler.to_dict(), "num_clips": n})
-    frames = sample_indices(sampler, times.size, info.fps, train=False).reshape(-1, sampler.clip_len)  # (C,T)
-    images = read_clip(path, frames.reshape(-1), size=member.decode_size)  # (C*T,H,W,3) uint8
-    _, h, w, c = images.shape
-    video = torch.from_numpy(images).permute(0, 3, 1, 2).reshape(len(frames), sampler.clip_len, c, h, w)
-    centre = TransformConfig.from_dict({**member.transform.to_dict(), "test_crop": "center"})
-    transform = build_eval_transform(centre)
-    batch = torch.stack([transform(clip)[0] for clip in video])  # (C,T,3,S,S) normalised
+    prepared = [_prepare(member, path, info, times, clips) for member in members]
+    fused = sum(w * p.clip_probs.mean(axis=0)[[p.member.labels.index(name) for name in labels]]
+                for w, p in zip(weights, prepared, strict=True))
+    name = labels[resolve_target(target, labels, fused)]
+    done = [0] * len(prepared)
 
-    model = member.model
-    with torch.inference_mode():
-        logits = torch.cat([model(batch[i : i + 8]) for i in range(0, len(batch), 8)]).float()
-    clip_all = (torch.sigmoid(logits) if member.multi_label else torch.softmax(logits, dim=-1)).cpu().numpy()  # (C,K)
-    probs = clip_all.mean(axis=0)
-    k = resolve_target(target, member.labels, probs)
+    def report(i: int) -> Progress | None:
+        if progress is None:
+            return None
 
-    explained: list[ClipExplanation] = []
-    for i in range(len(batch)):
-        explained.append(explain_clip(model, batch[i : i + 1].clone(), target=k, method=method, **options))
-        if progress is not None:
-            progress(i + 1, len(batch))
-    result = combine_clips(explained, frames, times, clip_all[:, k])
-    tick_s = 1.0 / (member.sampler.fps or info.fps or 25.0)
-    starts = times[frames.min(axis=1)]
-    ends = np.minimum(times[frames.max(axis=1)] + tick_s, max(info.duration_s, float(times[-1]) + tick_s))
-    duration = max(float(info.duration_s), float(times[-1]) + 1.0 / (info.fps or 25.0))
-    seconds, temporal, covered = per_second(result["times"], result["importance"], duration, starts, ends)
-    clip_notes = merged_notes(explained)
-    return VideoExplanation(
-        path=path, method=method, labels=list(member.labels), target=k, probability=float(probs[k]), probs=probs,
-        fps=float(info.fps), duration_s=float(info.duration_s), frame_size=(int(h), int(w)),
-        frame_indices=result["frames"], frame_times=result["times"], heat=result["heat"],
-        frame_importance=result["importance"], seconds=seconds, temporal=temporal, covered=covered,
-        crop_box=crop_box(h, w, centre.eval_resize, centre.size), clips=explained, clip_frames=frames,
-        clip_starts_s=starts, clip_ends_s=ends, clip_probs=clip_all[:, k], modalities=result["modalities"],
-        notes=notes + clip_notes + [f"{len(explained)} clip(s) of {sampler.clip_len} frames, centre crop "
-                                    f"{centre.size}x{centre.size}; clips weighted by their probability of {member.labels[k]!r}"],
-        model_name=member.model_name, checkpoint=member.path,
-    )
+        def member_progress(n: int, _total: int) -> None:
+            done[i] = n
+            progress(sum(done), sum(len(p.batch) for p in prepared))
+        return member_progress
+
+    parts = [_explain_member(p, p.member.labels.index(name), path, info, times, method, report(i), options)
+             for i, p in enumerate(prepared)]
+    if len(parts) == 1:
+        return parts[0]
+    from vidlens.tasks.explain.ensemble import combine_members
+
+    return combine_members(parts, weights, labels, fused)
 
 
 def combine_clips(explained: list[ClipExplanation], frames: np.ndarray, times: np.ndarray,
