@@ -192,11 +192,13 @@ def test_cli_train_av_fusion_and_reload(tmp_path, capsys):
     make_audiovisual_dataset(data, num_per_class=40, num_frames=8, size=32, signal="both", workers=1, seed=4)
     with pytest.raises(SystemExit) as exit_info:
         main(["emotion", "train-av", "--data", str(data), "--out", str(tmp_path / "early"), "--fusion", "early",
-              "--epochs", "10", "--size", "32", "--num-frames", "4"])
+              "--epochs", "14", "--size", "32", "--num-frames", "4"])
     assert exit_info.value.code in (0, None)
     out = capsys.readouterr().out
     best = float(out.split("best val top1 ")[1].split()[0])
-    assert best > 0.45  # chance 1/3 (measured 0.625 after 10 epochs)
+    # chance 1/3. Measured after 14 epochs (data seeds 3-6, 1 or 2 torch threads): 0.75-0.96. 10 epochs were too
+    # few: 0.42-0.92, moved by the thread count alone (a full `make test` run failed at 0.42).
+    assert best > 0.5
     model, labels, spec = load_av_model(tmp_path / "early" / "best.pt")
     assert spec.fusion == "early" and labels == ["negative", "neutral", "positive"]
     val = AudioVisualDataset(data, "val", num_frames=spec.num_frames, size=spec.size, n_mels=spec.n_mels, seconds=spec.seconds)
